@@ -1,0 +1,276 @@
+"""The `swarmcnn` command: argument parsing and error reporting only; the work happens in the modules.
+
+Bad input of any kind (spec, data, model directory) ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+from swarmcnn.errors import SwarmCNNError
+
+EXAMPLES = """examples:
+  swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out models/digits
+  swarmcnn evaluate models/digits digits --split test
+  swarmcnn predict models/digits picture.png --top 3
+"""
+
+ARCH_HELP = (
+    "the architecture, e.g. 'conv6x5 relu maxpool2 conv16x5 relu maxpool2 fc120 relu fc84 relu': "
+    "conv<N>x<K>[s<S>] (N features of size KxK), maxpool<W>[s<S>], avgpool<W>[s<S>], relu, bn, "
+    "dropout<P>, fc<N> (N neurons); the classifier layer is added for you"
+)
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """'28' or '28x32' (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size '{text}' must look like 28 or 28x32") from None
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"image size '{text}' must look like 28 or 28x32")
+    return size  # type: ignore[return-value]
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--image-size", type=_image_size, metavar="HxW",
+                       help="resize every image to this size, e.g. 28 or 32x32 (default: keep; sizes must agree)")
+    group.add_argument("--val-fraction", type=float, help="share held out for validation (0.15)")
+    group.add_argument("--test-fraction", type=float,
+                       help="share held out for the final test, for sources without a test split (0.15)")
+    group.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarmcnn",
+        description="Design, train and explain small convolutional neural networks.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from swarmcnn import __version__
+
+    parser.add_argument("--version", action="version", version=f"swarmcnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a CNN of a given architecture and save it as a model directory",
+        description="Train a CNN by backpropagation (AdamW or SGD, cosine schedule, early stopping on validation "
+        "loss) and save it as a model directory (model.json + weights.safetensors).",
+        epilog='example:\n  swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out m',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("data", help="digits, shapes, a folder of class sub-folders, a folder of IDX files, or x.npz")
+    train.add_argument("--arch", required=True, metavar="SPEC", help=ARCH_HELP)
+    train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    train.add_argument("--epochs", type=int, help="training epochs (10)")
+    train.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (0)")
+    train.add_argument("--batch-size", type=int, help="images per batch (64)")
+    train.add_argument("--lr", type=float, help="peak learning rate (0.005 for adamw, 0.05 for sgd)")
+    train.add_argument("--weight-decay", type=float, help="weight decay (0.05; sgd uses a tenth)")
+    train.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default), or sgd with momentum")
+    train.add_argument("--patience", type=int,
+                       help="stop after this many epochs without a better validation loss (5; 0 turns it off)")
+    train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture")
+    train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    _add_data_options(train)
+    _add_runtime_options(train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, per-class accuracy and confusion matrix of a model on a data split",
+        description="Evaluate a model directory on a split of a data source. The split is rebuilt with the "
+        "settings stored in the model, so 'test' is the split training never saw.",
+        epilog="example:\n  swarmcnn evaluate models/digits digits --split test --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("model", metavar="MODEL_DIR", help="a model directory written by train or search")
+    evaluate.add_argument("data", help="the data source (as for train)")
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (test)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (accuracy, per class, confusion)")
+    evaluate.add_argument("--image-size", type=_image_size, metavar="HxW",
+                          help="resize images to this size (default: the model's input size)")
+    _add_runtime_options(evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="classify image files with a model",
+        description="Print the most probable classes of each file.",
+        epilog="example:\n  swarmcnn predict models/digits a.png b.png --top 3 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("model", metavar="MODEL_DIR", help="a model directory written by train or search")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...)")
+    predict.add_argument("--top", type=int, default=1, metavar="K", help="how many classes to show per file (1)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list of {file, label, probability, top}")
+    _add_runtime_options(predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _set_threads(args.threads)
+        return COMMANDS[args.command](args)
+    except SwarmCNNError as error:
+        print(f"swarmcnn: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a folder that cannot be written, a disk that is full
+        print(f"swarmcnn: error: {error.strerror or error}: '{error.filename}'", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("swarmcnn: interrupted", file=sys.stderr)
+        return 130
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise SwarmCNNError(f"--threads must be at least 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from swarmcnn.checkpoint import TrainedModel
+    from swarmcnn.data import DataConfig, load_data
+    from swarmcnn.display import RichTrainReporter, stderr, stdout
+    from swarmcnn.spec import Spec
+    from swarmcnn.train import Normalization, TrainConfig, build_seeded, evaluate, fit
+
+    spec = Spec.parse(args.arch)  # a bad spec fails before any data is read
+    out = _output_dir(args.out)
+    config = TrainConfig(**_given(args, TrainConfig))
+    if args.patience == 0:
+        config = replace(config, patience=None)
+    data_config = DataConfig(**_given(args, DataConfig))
+    data = load_data(args.data, data_config)
+    spec.shapes(data.input_shape)  # names the layer that does not fit this input
+    model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
+    normalization = Normalization.of(data.train.x)
+    if not args.quiet:
+        stderr.print(f"training [bold]{spec}[/] on {data.source}: {len(data.train)} train, {len(data.val)} val, "
+                     f"{len(data.test)} test, input {'×'.join(map(str, data.input_shape))}, "
+                     f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters")
+    result = fit(model, data, normalization, config, reporter=None if args.quiet else RichTrainReporter())
+    if not result.epochs:
+        raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved")
+    test = evaluate(model, data.test, normalization)
+    metrics = {
+        "status": result.status, "reason": result.reason, "epochs": len(result.epochs),
+        "val_accuracy": result.best_val_accuracy, "val_loss": result.best_val_loss,
+        "test_accuracy": test.accuracy, "test_loss": test.loss, "train_seconds": result.seconds,
+    }
+    trained = TrainedModel(
+        model.cpu(), spec, data.input_shape, data.class_names, normalization, metrics=metrics,
+        data={"source": args.data, **asdict(data_config)}, training=asdict(config),
+    )
+    trained.save(out)
+    if not args.quiet:
+        stdout.print(f"{result.status} ({result.reason}); val accuracy {result.best_val_accuracy:.4f}, "
+                     f"test accuracy {test.accuracy:.4f}; saved to {out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from swarmcnn.checkpoint import load
+    from swarmcnn.display import evaluation_tables, stdout
+    from swarmcnn.train import evaluate
+
+    trained = load(args.model)
+    data = _load_data_for(trained, args.data, args.image_size)
+    split = getattr(data, args.split)
+    result = evaluate(trained.module.to(args.device), split, trained.normalization, device=args.device)
+    report = {"model": str(args.model), "data": args.data, "split": args.split, "images": len(split),
+              **result.to_dict(trained.class_names)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for table in evaluation_tables(report, f"{args.split} split of {args.data}"):
+            stdout.print(table)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from swarmcnn.checkpoint import load
+    from swarmcnn.data import load_image_file
+    from swarmcnn.display import predictions_table, stdout
+
+    if args.top < 1:
+        raise SwarmCNNError(f"--top must be at least 1, got {args.top}")
+    trained = load(args.model)
+    inputs = torch.stack([load_image_file(path, trained.input_shape) for path in args.files])
+    probabilities = trained.predict_proba(inputs)
+    top = probabilities.topk(min(args.top, probabilities.shape[1]), dim=1)
+    rows = []
+    for path, values, indices in zip(args.files, top.values.tolist(), top.indices.tolist()):
+        guesses = [{"label": trained.class_names[i], "probability": p} for p, i in zip(values, indices)]
+        rows.append({"file": path, **guesses[0], "top": guesses})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        stdout.print(predictions_table(rows))
+    return 0
+
+
+def _output_dir(path: str) -> Path:
+    """Refuse to write a model over a folder that holds something else."""
+    from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise SwarmCNNError(f"--out '{out}' exists and is not a folder")
+    if out.is_dir() and set(p.name for p in out.iterdir()) - {MODEL_FILE, WEIGHTS_FILE}:
+        raise SwarmCNNError(f"--out '{out}' is a folder with other files in it; choose a new or empty folder")
+    return out
+
+
+def _given(args: argparse.Namespace, config_type) -> dict:
+    """The options the user set, so that the defaults live in one place: the config dataclass."""
+    names = {f.name for f in fields(config_type)}
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}
+
+
+def _load_data_for(trained, source: str, image_size: tuple[int, int] | None):
+    """The data source split as at training time, at the model's input size."""
+    from swarmcnn.data import DataConfig, load_data
+
+    settings = {k: v for k, v in trained.data.items() if k in DataConfig.__dataclass_fields__}
+    if image_size is None and settings.get("image_size") is not None:
+        image_size = tuple(settings["image_size"])
+    settings["image_size"] = image_size
+    data = load_data(source, DataConfig(**settings))
+    if tuple(data.input_shape) != tuple(trained.input_shape):
+        raise SwarmCNNError(
+            f"data '{source}' gives inputs {'×'.join(map(str, data.input_shape))} but the model expects "
+            f"{'×'.join(map(str, trained.input_shape))}; pass --image-size {trained.input_shape[-2]}x"
+            f"{trained.input_shape[-1]}"
+        )
+    if tuple(data.class_names) != tuple(trained.class_names):
+        raise SwarmCNNError(f"data '{source}' has classes {list(data.class_names)} but the model was trained on "
+                            f"{list(trained.class_names)}")
+    return data
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

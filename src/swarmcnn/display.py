@@ -1,0 +1,82 @@
+"""What the CLI shows a person: a rich progress bar for training and tables for results.
+
+Progress goes to stderr so that `--json` output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swarmcnn.train import EpochStats, TrainReporter
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class RichTrainReporter(TrainReporter):
+    """Epoch bar with the last loss, validation accuracy and training images/s."""
+
+    def __init__(self, console: Console = stderr) -> None:
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  val acc {task.fields[val_acc]}  {task.fields[speed]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = None
+
+    def start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=epochs * batches_per_epoch, epoch=1, epochs=epochs, loss=float("nan"), val_acc="-", speed=""
+        )
+        self.batches = batches_per_epoch
+
+    def batch(self, epoch: int, batch: int, loss: float) -> None:
+        self.progress.update(self.task, completed=(epoch - 1) * self.batches + batch + 1, epoch=epoch, loss=loss)
+
+    def epoch_end(self, stats: EpochStats) -> None:
+        self.progress.update(
+            self.task,
+            completed=stats.epoch * self.batches,
+            loss=stats.train_loss,
+            val_acc=f"{stats.val_accuracy:.4f}",
+            speed=f"{stats.images_per_second:,.0f} img/s",
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def evaluation_tables(result: dict, title: str) -> list[Table]:
+    """Per-class accuracy and the confusion matrix as rich tables."""
+    names = result["class_names"]
+    per_class = Table(title=f"{title}: accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f})")
+    per_class.add_column("class")
+    per_class.add_column("accuracy", justify="right")
+    per_class.add_column("images", justify="right")
+    for name, row in zip(names, result["confusion_matrix"]):
+        per_class.add_row(name, f"{result['per_class_accuracy'][name]:.4f}", str(sum(row)))
+    confusion = Table(title="confusion matrix (rows: true class, columns: predicted)")
+    confusion.add_column("")
+    for name in names:
+        confusion.add_column(name, justify="right")
+    for i, (name, row) in enumerate(zip(names, result["confusion_matrix"])):
+        confusion.add_row(name, *(f"[bold]{v}[/]" if i == j else str(v) for j, v in enumerate(row)))
+    return [per_class, confusion]
+
+
+def predictions_table(rows: list[dict]) -> Table:
+    table = Table(title="predictions")
+    table.add_column("file")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for row in rows:
+        for rank, guess in enumerate(row["top"]):
+            table.add_row(row["file"] if rank == 0 else "", guess["label"], f"{guess['probability']:.4f}")
+    return table

@@ -1,0 +1,55 @@
+"""Spec -> plain torch.nn.Sequential: 2-D layers for images (C, H, W), 3-D for video (C, T, H, W).
+
+The result holds only torch.nn layers, so it runs, saves and exports without swarmcnn.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_padding, pool_geometry
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_BATCHNORM = {0: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_POOL = {("max", 2): nn.MaxPool2d, ("max", 3): nn.MaxPool3d, ("avg", 2): nn.AvgPool2d, ("avg", 3): nn.AvgPool3d}
+
+
+def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """Build the layers in order, with the flatten before the first fc and the classifier at the end."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    shapes = spec.shapes(input_shape)  # raises a SpecError naming the layer before anything is built
+    previous_shapes = [(input_shape[0], tuple(input_shape[1:])), *((s.channels, s.spatial) for s in shapes)]
+    layers: list[nn.Module] = []
+    flat = False
+    for layer, (channels, spatial) in zip(spec.layers, previous_shapes):
+        dims = 0 if flat else len(spatial)
+        if isinstance(layer, FC) and not flat:
+            layers.append(nn.Flatten())
+            channels, flat = channels * math.prod(spatial), True
+        layers.append(_build_layer(layer, channels, dims))
+    if not flat:
+        layers.append(nn.Flatten())
+    layers.append(nn.Linear(spec.feature_size(input_shape), num_classes))
+    return nn.Sequential(*layers)
+
+
+def _build_layer(layer, channels: int, dims: int) -> nn.Module:
+    if isinstance(layer, Conv):
+        padding = conv_padding(layer.size, layer.stride)
+        return _CONV[dims](channels, layer.features, layer.size, stride=layer.stride, padding=padding)
+    if isinstance(layer, Pool):
+        window, stride = pool_geometry(layer, dims)
+        return _POOL[layer.kind, dims](window, stride=stride)
+    if isinstance(layer, FC):
+        return nn.Linear(channels, layer.neurons)
+    if isinstance(layer, BatchNorm):
+        return _BATCHNORM[dims](channels)
+    if isinstance(layer, ReLU):
+        return nn.ReLU(inplace=True)
+    if isinstance(layer, Dropout):
+        return nn.Dropout(layer.p)
+    raise TypeError(f"unknown layer {layer!r}")
+
