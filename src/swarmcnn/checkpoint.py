@@ -66,7 +66,11 @@ class TrainedModel:
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
-            "versions": {"swarmcnn": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "versions": {
+                "swarmcnn": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
         }
 
 
@@ -95,8 +99,13 @@ def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
         raise CheckpointError(f"cannot load weights '{weights}': {first_line}") from None
     module.to(device).eval()
     return TrainedModel(
-        module, spec, input_shape, class_names, normalization,
-        metrics=description.get("metrics", {}), data=description.get("data", {}),
+        module,
+        spec,
+        input_shape,
+        class_names,
+        normalization,
+        metrics=description.get("metrics", {}),
+        data=description.get("data", {}),
         training=description.get("training", {}),
     )
 

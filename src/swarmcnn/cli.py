@@ -42,11 +42,18 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--image-size", type=_image_size, metavar="HxW",
-                       help="resize every image to this size, e.g. 28 or 32x32 (default: keep; sizes must agree)")
+    group.add_argument(
+        "--image-size",
+        type=_image_size,
+        metavar="HxW",
+        help="resize every image to this size, e.g. 28 or 32x32 (default: keep; sizes must agree)",
+    )
     group.add_argument("--val-fraction", type=float, help="share held out for validation (0.15)")
-    group.add_argument("--test-fraction", type=float,
-                       help="share held out for the final test, for sources without a test split (0.15)")
+    group.add_argument(
+        "--test-fraction",
+        type=float,
+        help="share held out for the final test, for sources without a test split (0.15)",
+    )
     group.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
 
 
@@ -68,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="train a CNN of a given architecture and save it as a model directory",
+        "train",
+        help="train a CNN of a given architecture and save it as a model directory",
         description="Train a CNN by backpropagation (AdamW or SGD, cosine schedule, early stopping on validation "
         "loss) and save it as a model directory (model.json + weights.safetensors).",
         epilog='example:\n  swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out m',
@@ -83,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="peak learning rate (0.005 for adamw, 0.05 for sgd)")
     train.add_argument("--weight-decay", type=float, help="weight decay (0.05; sgd uses a tenth)")
     train.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default), or sgd with momentum")
-    train.add_argument("--patience", type=int,
-                       help="stop after this many epochs without a better validation loss (5; 0 turns it off)")
+    train.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many epochs without a better validation loss (5; 0 turns it off)",
+    )
     train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture")
     train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or tables")
@@ -92,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_options(train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="accuracy, per-class accuracy and confusion matrix of a model on a data split",
+        "evaluate",
+        help="accuracy, per-class accuracy and confusion matrix of a model on a data split",
         description="Evaluate a model directory on a split of a data source. The split is rebuilt with the "
         "settings stored in the model, so 'test' is the split training never saw.",
         epilog="example:\n  swarmcnn evaluate models/digits digits --split test --json",
@@ -102,12 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="the data source (as for train)")
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (test)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (accuracy, per class, confusion)")
-    evaluate.add_argument("--image-size", type=_image_size, metavar="HxW",
-                          help="resize images to this size (default: the model's input size)")
+    evaluate.add_argument(
+        "--image-size",
+        type=_image_size,
+        metavar="HxW",
+        help="resize images to this size (default: the model's input size)",
+    )
     _add_runtime_options(evaluate)
 
     predict = commands.add_parser(
-        "predict", help="classify image files with a model",
+        "predict",
+        help="classify image files with a model",
         description="Print the most probable classes of each file.",
         epilog="example:\n  swarmcnn predict models/digits a.png b.png --top 3 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -164,26 +181,41 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
     normalization = Normalization.of(data.train.x)
     if not args.quiet:
-        stderr.print(f"training [bold]{spec}[/] on {data.source}: {len(data.train)} train, {len(data.val)} val, "
-                     f"{len(data.test)} test, input {'×'.join(map(str, data.input_shape))}, "
-                     f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters")
+        stderr.print(
+            f"training [bold]{spec}[/] on {data.source}: {len(data.train)} train, {len(data.val)} val, "
+            f"{len(data.test)} test, input {'×'.join(map(str, data.input_shape))}, "
+            f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters"
+        )
     result = fit(model, data, normalization, config, reporter=None if args.quiet else RichTrainReporter())
     if not result.epochs:
         raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved")
     test = evaluate(model, data.test, normalization)
     metrics = {
-        "status": result.status, "reason": result.reason, "epochs": len(result.epochs),
-        "val_accuracy": result.best_val_accuracy, "val_loss": result.best_val_loss,
-        "test_accuracy": test.accuracy, "test_loss": test.loss, "train_seconds": result.seconds,
+        "status": result.status,
+        "reason": result.reason,
+        "epochs": len(result.epochs),
+        "val_accuracy": result.best_val_accuracy,
+        "val_loss": result.best_val_loss,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "train_seconds": result.seconds,
     }
     trained = TrainedModel(
-        model.cpu(), spec, data.input_shape, data.class_names, normalization, metrics=metrics,
-        data={"source": args.data, **asdict(data_config)}, training=asdict(config),
+        model.cpu(),
+        spec,
+        data.input_shape,
+        data.class_names,
+        normalization,
+        metrics=metrics,
+        data={"source": args.data, **asdict(data_config)},
+        training=asdict(config),
     )
     trained.save(out)
     if not args.quiet:
-        stdout.print(f"{result.status} ({result.reason}); val accuracy {result.best_val_accuracy:.4f}, "
-                     f"test accuracy {test.accuracy:.4f}; saved to {out}")
+        stdout.print(
+            f"{result.status} ({result.reason}); val accuracy {result.best_val_accuracy:.4f}, "
+            f"test accuracy {test.accuracy:.4f}; saved to {out}"
+        )
     return 0
 
 
@@ -196,8 +228,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = _load_data_for(trained, args.data, args.image_size)
     split = getattr(data, args.split)
     result = evaluate(trained.module.to(args.device), split, trained.normalization, device=args.device)
-    report = {"model": str(args.model), "data": args.data, "split": args.split, "images": len(split),
-              **result.to_dict(trained.class_names)}
+    report = {
+        "model": str(args.model),
+        "data": args.data,
+        "split": args.split,
+        "images": len(split),
+        **result.to_dict(trained.class_names),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -264,8 +301,10 @@ def _load_data_for(trained, source: str, image_size: tuple[int, int] | None):
             f"{trained.input_shape[-1]}"
         )
     if tuple(data.class_names) != tuple(trained.class_names):
-        raise SwarmCNNError(f"data '{source}' has classes {list(data.class_names)} but the model was trained on "
-                            f"{list(trained.class_names)}")
+        raise SwarmCNNError(
+            f"data '{source}' has classes {list(data.class_names)} but the model was trained on "
+            f"{list(trained.class_names)}"
+        )
     return data
 
 

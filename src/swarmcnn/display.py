@@ -33,7 +33,13 @@ class RichTrainReporter(TrainReporter):
     def start(self, epochs: int, batches_per_epoch: int) -> None:
         self.progress.start()
         self.task = self.progress.add_task(
-            "train", total=epochs * batches_per_epoch, epoch=1, epochs=epochs, loss=float("nan"), val_acc="-", speed=""
+            "train",
+            total=epochs * batches_per_epoch,
+            epoch=1,
+            epochs=epochs,
+            loss=float("nan"),
+            val_acc="-",
+            speed="",
         )
         self.batches = batches_per_epoch
 

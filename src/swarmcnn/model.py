@@ -13,7 +13,12 @@ from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_p
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _BATCHNORM = {0: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_POOL = {("max", 2): nn.MaxPool2d, ("max", 3): nn.MaxPool3d, ("avg", 2): nn.AvgPool2d, ("avg", 3): nn.AvgPool3d}
+_POOL = {
+    ("max", 2): nn.MaxPool2d,
+    ("max", 3): nn.MaxPool3d,
+    ("avg", 2): nn.AvgPool2d,
+    ("avg", 3): nn.AvgPool3d,
+}
 
 
 def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -52,4 +57,3 @@ def _build_layer(layer, channels: int, dims: int) -> nn.Module:
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.p)
     raise TypeError(f"unknown layer {layer!r}")
-

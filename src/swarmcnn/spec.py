@@ -17,7 +17,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from swarmcnn.errors import SpecError, did_you_mean
 
@@ -81,7 +81,7 @@ class FC:
         return f"fc{self.neurons}"
 
 
-Layer = Union[Conv, Pool, ReLU, BatchNorm, Dropout, FC]
+Layer = Conv | Pool | ReLU | BatchNorm | Dropout | FC
 
 _INT = r"(\d+)"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -92,7 +92,17 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"dropout(\d+(?:\.\d*)?(?:e-?\d+)?|\.\d+)"), "dropout"),
     (re.compile(rf"fc{_INT}"), "fc"),
 ]
-_EXAMPLES = ["conv32x3", "conv32x3s2", "maxpool2", "maxpool3s2", "avgpool2", "relu", "bn", "dropout0.3", "fc64"]
+_EXAMPLES = [
+    "conv32x3",
+    "conv32x3s2",
+    "maxpool2",
+    "maxpool3s2",
+    "avgpool2",
+    "relu",
+    "bn",
+    "dropout0.3",
+    "fc64",
+]
 
 
 def _positive(value: str, what: str, token: str, position: int) -> int:

@@ -7,6 +7,7 @@ Batches are slices of the uint8 tensors the data source holds, normalised per ba
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -165,8 +166,10 @@ def fit(
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
             epoch_started = time.perf_counter()
-            loss_sum, correct = _train_epoch(model, x, y, normalization, config, optimizer, schedule, generator,
-                                             lambda b, loss: reporter.batch(epoch, b, loss))
+            on_batch = functools.partial(reporter.batch, epoch)
+            loss_sum, correct = _train_epoch(
+                model, x, y, normalization, config, optimizer, schedule, generator, on_batch
+            )
             seconds = time.perf_counter() - epoch_started
             train_loss = loss_sum / len(y)
             if not math.isfinite(train_loss) or train_loss > limit:
@@ -186,7 +189,10 @@ def fit(
                 result.reason = f"no better validation loss for {since_best} epochs, stopped at epoch {epoch}"
                 break
             if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
-                result.status, result.reason = "time-limit", f"time limit {config.max_seconds:g}s at epoch {epoch}"
+                result.status, result.reason = (
+                    "time-limit",
+                    f"time limit {config.max_seconds:g}s at epoch {epoch}",
+                )
                 break
     reporter.stop()
     if best_state is not None:
@@ -285,7 +291,10 @@ def _batches_per_epoch(n: int, batch_size: int) -> int:
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=config.learning_rate, momentum=config.momentum,
-            weight_decay=config.weight_decay / 10, nesterov=True,
+            model.parameters(),
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay / 10,
+            nesterov=True,
         )
     return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)

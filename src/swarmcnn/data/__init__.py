@@ -1,0 +1,181 @@
+"""Data sources -> in-memory train/val/test tensors.
+
+Every source (built-in, image folder, IDX folder, .npz) is read once into one uint8 array (float32
+for float .npz data) and split by index, so training batches are slices of a tensor, as in airbench.
+torch, sklearn and Pillow are imported only when data is loaded. A built-in name wins over a folder
+of the same name; write './digits' for the folder.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from swarmcnn.data.builtin import BUILTIN
+from swarmcnn.data.splits import Arrays
+from swarmcnn.errors import DataError, did_you_mean
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BUILTIN", "DataConfig", "Dataset", "Split", "load_data", "load_image_file"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    image_size: tuple[int, int] | None = None  # (H, W) to resize every image to; None = keep (must all agree)
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15  # ignored for sources with their own test split (IDX)
+    split_seed: int = 0  # the split is deterministic given this
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", _checked_size(self.image_size))
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise DataError(f"{name} must be in [0, 1), got {value}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise DataError(
+                f"val_fraction + test_fraction must stay below 1 to leave data for training, "
+                f"got {self.val_fraction} + {self.test_fraction}"
+            )
+        # sklearn's random_state takes 0..2**32-1
+        if not isinstance(self.split_seed, numbers.Integral) or not 0 <= self.split_seed < 2**32:
+            raise DataError(f"split_seed must be an integer in 0..{2**32 - 1}, got {self.split_seed!r}")
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # uint8 (N, C, H, W), in memory, contiguous; float32 only for npz float data
+    y: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Split
+    val: Split
+    test: Split
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, ...]  # (C, H, W) for images
+    source: str  # as the user gave it: a built-in name or a path
+
+
+def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
+    """Read a built-in set, an IDX folder, an image folder or an .npz file and split it as config says."""
+    source = str(source)
+    pool, own_test = _read(source, config)
+    _check_two_classes(pool, source)
+    if config.image_size is not None:
+        pool = _resized(pool, config.image_size)
+        own_test = _resized(own_test, config.image_size) if own_test is not None else None
+    test_fraction = 0.0 if own_test is not None else config.test_fraction
+    train, val, test = _split_indices(pool, config, test_fraction, source)
+    return Dataset(
+        train=_to_split(pool.take(train)),
+        val=_to_split(pool.take(val)),
+        test=_to_split(own_test if own_test is not None else pool.take(test)),
+        class_names=pool.class_names,
+        input_shape=tuple(int(d) for d in pool.x.shape[1:]),
+        source=source,
+    )
+
+
+def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """One image file -> uint8 (C, H, W) matching input_shape (converted to L or RGB, resized).
+
+    Used by `predict`.
+    """
+    import torch
+
+    from swarmcnn.data.images import load_image_file as load
+
+    return torch.from_numpy(load(path, input_shape))
+
+
+def _read(source: str, config: DataConfig) -> tuple[Arrays, Arrays | None]:
+    """The labelled pool to split, and the source's own test part if it has one (IDX)."""
+    if source in BUILTIN:
+        from swarmcnn.data.builtin import load_builtin
+
+        return load_builtin(source, config.image_size), None
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"no data source '{source}': not a built-in name ({', '.join(BUILTIN)}) "
+            "and no such file or folder" + did_you_mean(source, list(BUILTIN))
+        )
+    try:
+        return _read_path(path, config)
+    except PermissionError as error:
+        raise DataError(f"cannot read '{error.filename or path}': permission denied") from None
+
+
+def _read_path(path: Path, config: DataConfig) -> tuple[Arrays, Arrays | None]:
+    from swarmcnn.data import idx, images, npz
+
+    if path.is_dir():
+        if idx.is_idx_folder(path):
+            return idx.load_folder(path)
+        return images.load_folder(path, config.image_size), None
+    if path.suffix.lower() == ".npz":
+        return npz.load_npz(path), None
+    raise DataError(f"cannot use file '{path}' as data: expected a folder (class sub-folders or IDX) or a .npz file")
+
+
+def _split_indices(
+    pool: Arrays, config: DataConfig, test_fraction: float, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from swarmcnn.data.splits import split_indices
+
+    return split_indices(pool.y, pool.class_names, config.val_fraction, test_fraction, config.split_seed, source)
+
+
+def _resized(arrays: Arrays, size: tuple[int, int]) -> Arrays:
+    """All pictures at size (H, W) in one tensor operation; antialiased bilinear, as Pillow's BILINEAR."""
+    if tuple(arrays.x.shape[2:]) == size:
+        return arrays
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.require(arrays.x, requirements=("C", "W"))).float()
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    if arrays.x.dtype == np.uint8:
+        x = x.round().clamp(0, 255).to(torch.uint8)
+    return Arrays(np.ascontiguousarray(x.numpy()), arrays.y, arrays.class_names)
+
+
+def _check_two_classes(pool: Arrays, source: str) -> None:
+    present = np.unique(pool.y)
+    if len(present) == 0:
+        raise DataError(f"'{source}' holds no samples")
+    if len(present) == 1:
+        raise DataError(
+            f"'{source}' has samples of only one class ('{pool.class_names[present[0]]}'); "
+            "a classifier needs at least two"
+        )
+
+
+def _to_split(arrays: Arrays) -> Split:
+    import torch
+
+    # np.require copies only arrays that are read-only or strided (IDX data is a view of the file's bytes)
+    x = np.require(arrays.x, requirements=("C", "W"))
+    y = np.require(arrays.y, dtype=np.int64, requirements=("C", "W"))
+    return Split(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def _checked_size(size: object) -> tuple[int, int]:
+    values = tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(values) != 2 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise DataError(f"image_size must be two positive integers (H, W), got {size!r}")
+    return int(values[0]), int(values[1])

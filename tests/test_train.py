@@ -1,0 +1,113 @@
+import math
+
+import pytest
+import torch
+
+from swarmcnn.data import Dataset, Split
+from swarmcnn.errors import SwarmCNNError
+from swarmcnn.spec import parse
+from swarmcnn.train import Normalization, TrainConfig, augment, build_seeded, evaluate, fit
+
+REFERENCE = "conv32x3 bn relu maxpool2 fc64 relu"
+
+
+def _train(data, text=REFERENCE, **config):
+    spec = parse(text)
+    model = build_seeded(spec, data.input_shape, len(data.class_names), config.get("seed", 0))
+    normalization = Normalization.of(data.train.x)
+    result = fit(model, data, normalization, TrainConfig(**config))
+    return model, normalization, result
+
+
+def test_reference_network_reaches_97_percent_test_accuracy_on_digits(digits):
+    model, normalization, result = _train(digits, epochs=10)
+    assert result.status == "completed"
+    assert evaluate(model, digits.test, normalization).accuracy >= 0.97
+
+
+def test_same_seed_gives_identical_weights_on_cpu(digits):
+    first, _, _ = _train(digits, "conv8x3 bn relu maxpool2 fc16 relu dropout0.2", epochs=2, augment=True)
+    second, _, _ = _train(digits, "conv8x3 bn relu maxpool2 fc16 relu dropout0.2", epochs=2, augment=True)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_training_leaves_the_global_random_state_alone(digits):
+    before = torch.random.get_rng_state()
+    _train(digits, "conv4x3 relu fc8 dropout0.5", epochs=1)
+    assert torch.equal(before, torch.random.get_rng_state())
+
+
+def test_exploding_learning_rate_ends_with_diverged_status_not_a_crash(digits):
+    _, _, result = _train(digits, "conv16x3 relu fc64 relu", epochs=3, optimizer="sgd", lr=1e6)
+    assert result.status == "diverged"
+    assert not result.ok
+    assert "loss" in result.reason
+
+
+def test_nan_inputs_end_with_diverged_status(digits):
+    x = digits.train.x.float()
+    x[0, 0, 0, 0] = math.nan
+    poisoned = Dataset(
+        Split(x, digits.train.y), digits.val, digits.test, digits.class_names, digits.input_shape, "poisoned"
+    )
+    model = build_seeded(parse("conv4x3 relu fc8"), digits.input_shape, 10, 0)
+    result = fit(model, poisoned, Normalization.of(digits.train.x), TrainConfig(epochs=2))
+    assert result.status == "diverged"
+
+
+def test_early_stopping_stops_when_validation_loss_stalls(digits):
+    _, _, result = _train(digits, "conv16x3 relu fc64 relu", epochs=60, patience=1, lr=2e-2)
+    assert result.status == "early-stopped"
+    assert len(result.epochs) < 60
+
+
+def test_time_limit_stops_after_the_first_epoch(digits):
+    _, _, result = _train(digits, "conv4x3 relu fc8", epochs=5, max_seconds=0)
+    assert result.status == "time-limit"
+    assert len(result.epochs) == 1
+
+
+def test_model_ends_with_the_weights_of_its_best_validation_loss(digits):
+    model, normalization, result = _train(digits, "conv8x3 relu fc32 relu", epochs=6, lr=5e-2, patience=None)
+    best = min(result.epochs, key=lambda e: e.val_loss)
+    assert evaluate(model, digits.val, normalization).loss == pytest.approx(best.val_loss, rel=1e-5)
+
+
+def test_train_fraction_trains_on_part_of_the_split(digits):
+    _, _, result = _train(digits, "conv4x3 relu fc8", epochs=1, train_fraction=0.25)
+    assert result.epochs[0].images_per_second > 0
+    assert result.ok
+
+
+def test_sgd_with_momentum_learns_digits(digits):
+    model, normalization, _ = _train(digits, REFERENCE, epochs=5, optimizer="sgd")
+    assert evaluate(model, digits.test, normalization).accuracy > 0.9
+
+
+def test_normalization_gives_zero_mean_unit_std_per_channel():
+    x = (torch.rand(64, 3, 5, 5) * 255).to(torch.uint8)
+    z = Normalization.of(x)(x)
+    assert z.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert (z.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
+
+
+def test_augment_keeps_shape_and_moves_pixels():
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
+    out = augment(x.clone(), torch.Generator().manual_seed(3), shift=True, flip=True)
+    assert out.shape == x.shape
+    assert not torch.equal(out, x)
+
+
+def test_evaluation_confusion_matrix_counts_every_image(digits):
+    model, normalization, _ = _train(digits, "conv4x3 relu fc8", epochs=1)
+    result = evaluate(model, digits.test, normalization)
+    confusion = torch.tensor(result.confusion)
+    assert confusion.sum() == len(digits.test)
+    assert confusion.diag().sum() / len(digits.test) == pytest.approx(result.accuracy)
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"optimizer": "adam"}, {"train_fraction": 0}, {"lr": -1.0}])
+def test_bad_training_settings_are_refused(bad):
+    with pytest.raises(SwarmCNNError):
+        TrainConfig(**bad)
