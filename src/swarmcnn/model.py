@@ -9,6 +9,7 @@ import math
 
 from torch import nn
 
+from swarmcnn.errors import SpecError
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_padding, pool_geometry
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -24,7 +25,7 @@ _POOL = {
 def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Build the layers in order, with the flatten before the first fc and the classifier at the end."""
     if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+        raise SpecError(f"a classifier needs at least 2 classes, got {num_classes}")
     shapes = spec.shapes(input_shape)  # raises a SpecError naming the layer before anything is built
     previous_shapes = [(input_shape[0], tuple(input_shape[1:])), *((s.channels, s.spatial) for s in shapes)]
     layers: list[nn.Module] = []

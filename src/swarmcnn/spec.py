@@ -13,6 +13,7 @@ Nothing here imports torch: a spec is checked (shapes, parameters, FLOPs) before
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import re
@@ -70,7 +71,8 @@ class Dropout:
     p: float
 
     def __str__(self) -> str:
-        return f"dropout{self.p!r}"
+        # positional, never '1e-05': '-' separates tokens; the digits of repr() make the round trip exact
+        return f"dropout{decimal.Decimal(repr(self.p)):f}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"(max|avg)pool{_INT}(?:t{_INT})?(?:s{_INT})?"), "pool"),
     (re.compile(r"relu"), "relu"),
     (re.compile(r"bn"), "bn"),
-    (re.compile(r"dropout(\d+(?:\.\d*)?(?:e-?\d+)?|\.\d+)"), "dropout"),
+    (re.compile(r"dropout(\d+(?:\.\d*)?|\.\d+)"), "dropout"),
     (re.compile(rf"fc{_INT}"), "fc"),
 ]
 _EXAMPLES = [
@@ -260,11 +262,13 @@ class Spec:
 
     @classmethod
     def from_list(cls, items: list[dict]) -> Spec:
+        """The inverse of to_list; values are checked by the grammar, as if typed."""
         kinds = {k.__name__: k for k in (Conv, Pool, ReLU, BatchNorm, Dropout, FC)}
         try:
-            return cls(tuple(kinds[item["type"]](**{k: v for k, v in item.items() if k != "type"}) for item in items))
+            spec = cls(tuple(kinds[item["type"]](**{k: v for k, v in item.items() if k != "type"}) for item in items))
         except (KeyError, TypeError) as error:
             raise SpecError(f"malformed spec data {items!r}: {error}") from None
+        return cls.parse(str(spec))
 
     @classmethod
     def from_json(cls, text: str) -> Spec:
@@ -279,8 +283,11 @@ class Spec:
 
 def _next_shape(layer: Layer, shape: Shape, position: int) -> Shape:
     if isinstance(layer, Conv):
-        spatial = tuple(_conv_out(n, layer.size, layer.stride) for n in shape.spatial)
-        return Shape(layer.features, spatial)
+        out = Shape(layer.features, tuple(_conv_out(n, layer.size, layer.stride) for n in shape.spatial))
+        if min(out.spatial, default=1) < 1:
+            raise SpecError(f"layer '{layer}' at position {position} shrinks a {shape} input to {out}; "
+                            "use an odd feature size or stride 1")
+        return out
     if isinstance(layer, Pool):
         if layer.time_window is not None and len(shape.spatial) != 3:
             raise SpecError(f"layer '{layer}' at position {position}: a time window needs a video input")
