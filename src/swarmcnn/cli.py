@@ -134,14 +134,90 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=1, metavar="K", help="how many classes to show per file (1)")
     predict.add_argument("--json", action="store_true", help="print a JSON list of {file, label, probability, top}")
     _add_runtime_options(predict)
+    _add_search_parser(commands)
+    _add_runs_parser(commands)
     return parser
+
+
+def _add_search_parser(commands) -> None:
+    search = commands.add_parser(
+        "search",
+        help="find the architecture by particle swarm search, then train the best and test it",
+        description="Search the space of CNN architectures: each candidate is trained briefly and scored on the "
+        "validation split; the best is trained longer on train+val, tested once on the test split and saved in "
+        "RUN_DIR/best. Everything is journaled in RUN_DIR/journal.sqlite; a killed search continues with --resume.",
+        epilog="examples:\n  swarmcnn search digits --strategy pso --evaluations 40 --out runs/digits\n"
+        "  swarmcnn search ../mnist --budget 10m --workers 2 --out runs/mnist\n  swarmcnn search --resume runs/mnist",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    search.add_argument("data", nargs="?", help="the data source (as for train); not with --resume")
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue a search that was stopped or killed")
+    search.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
+    search.add_argument("--strategy", help="pso (default, ours), psocnn (the published method) or random")
+    limits = search.add_mutually_exclusive_group()
+    limits.add_argument(
+        "--budget",
+        type=_duration,
+        metavar="T",
+        help="wall-clock limit for search and final training, e.g. 90s, 10m, 1h30m",
+    )
+    limits.add_argument("--evaluations", type=int, metavar="N", help="number of candidates to train (default 40)")
+    search.add_argument("--workers", type=int, help="candidates trained side by side in local processes (1)")
+    search.add_argument("--seed", type=int, help="seed of the strategy and of every training (0)")
+    search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space)")
+    search.add_argument("--candidate-epochs", type=int, help="training epochs per candidate (2)")
+    search.add_argument("--train-fraction", type=float, help="share of the training split per candidate (1.0)")
+    search.add_argument("--final-epochs", type=int, help="training epochs of the best spec at the end (30)")
+    search.add_argument(
+        "--objective",
+        choices=("accuracy", "accuracy-params"),
+        help="accuracy, or accuracy minus 0.01 per decade of parameters (accuracy)",
+    )
+    search.add_argument("--max-params", type=int, help="larger candidates are not trained (2000000)")
+    search.add_argument("--candidate-seconds", type=float, help="time limit per candidate (none)")
+    search.add_argument("--quiet", action="store_true", help="no live display")
+    _add_data_options(search)
+    search.add_argument("--threads", type=int, help="CPU threads for PyTorch in this process (default: all cores)")
+
+
+def _add_runs_parser(commands) -> None:
+    runs = commands.add_parser(
+        "runs", help="inspect search run directories", description="Inspect search run directories."
+    )
+    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser(
+        "show",
+        help="leaderboard, Pareto front and the final model's test accuracy of a run",
+        description="Print what a search found: the leaderboard by validation score, the Pareto front of accuracy "
+        "against size, and the test accuracy of the final model.",
+        epilog="example:\n  swarmcnn runs show runs/digits --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("run", metavar="RUN_DIR", help="a run directory written by search")
+    show.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object with best_spec, best_val_accuracy, test_accuracy, evaluations, ...",
+    )
+    show.add_argument("--top", type=int, default=10, metavar="K", help="rows of the leaderboard (10)")
+
+
+def _duration(text: str) -> float:
+    """'90s', '10m', '1h30m' or plain seconds -> seconds."""
+    import re
+
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip().lower())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"budget '{text}' must look like 90s, 10m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _set_threads(args.threads)
+        _set_threads(getattr(args, "threads", None))
         return COMMANDS[args.command](args)
     except SwarmCNNError as error:
         print(f"swarmcnn: error: {error}", file=sys.stderr)
@@ -308,7 +384,83 @@ def _load_data_for(trained, source: str, image_size: tuple[int, int] | None):
     return data
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+def run_search(args: argparse.Namespace) -> int:
+    from swarmcnn.data import DataConfig
+    from swarmcnn.display import RichSearchReporter, stdout
+    from swarmcnn.search.evaluate import EvaluationConfig
+    from swarmcnn.search.loop import Search, SearchConfig
+    from swarmcnn.search.space import SearchSpace
+
+    reporter = None if args.quiet else RichSearchReporter()
+    if args.resume:
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k, v in vars(args).items()
+            if k not in ("resume", "quiet", "threads", "command") and v not in (None, False)
+        ]
+        if given:
+            raise SwarmCNNError(f"--resume continues with the run's own settings; drop {', '.join(given)}")
+        search = Search.resume(args.resume, reporter)
+    else:
+        if not args.data or not args.out:
+            raise SwarmCNNError("search needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
+        evaluation = {
+            "epochs": args.candidate_epochs,
+            "train_fraction": args.train_fraction,
+            "objective": args.objective,
+            "max_params": args.max_params,
+            "max_seconds": args.candidate_seconds,
+            "seed": args.seed,
+        }
+        config = SearchConfig(
+            source=args.data,
+            **{
+                k: v
+                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs")
+                if (v := getattr(args, k)) is not None
+            },
+            budget_seconds=args.budget,
+            space=SearchSpace.from_toml(args.space) if args.space else SearchSpace(),
+            evaluation=EvaluationConfig(**{k: v for k, v in evaluation.items() if v is not None}),
+            data=DataConfig(**_given(args, DataConfig)),
+        )
+        search = Search.start(args.out, config, reporter)
+    summary = search.run()
+    if not args.quiet:
+        stdout.print(
+            f"best spec [bold]{summary.best_spec}[/]: val accuracy {summary.best_val_accuracy:.4f}, "
+            f"test accuracy {summary.test_accuracy:.4f} after {summary.evaluations} evaluations; "
+            f"model in {summary.model_dir}"
+        )
+    return 0
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from swarmcnn.display import run_tables, stdout
+    from swarmcnn.search.runs import describe_run
+
+    summary = describe_run(args.run, top=args.top)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for table in run_tables(summary):
+        stdout.print(table)
+    test = summary["test_accuracy"]
+    stdout.print(
+        f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations, "
+        f"{summary['status']}; best {summary['best_spec']} (val {summary['best_val_accuracy']}), "
+        f"test accuracy {'-' if test is None else f'{test:.4f}'}"
+    )
+    return 0
+
+
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "search": run_search,
+    "runs": run_runs,
+}
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Progress goes to stderr so that `--json` output on stdout stays machine-readable
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from swarmcnn.search.loop import SearchReporter
 from swarmcnn.train import EpochStats, TrainReporter
 
 stderr = Console(stderr=True)
@@ -86,3 +89,63 @@ def predictions_table(rows: list[dict]) -> Table:
         for rank, guess in enumerate(row["top"]):
             table.add_row(row["file"] if rank == 0 else "", guess["label"], f"{guess['probability']:.4f}")
     return table
+
+
+class RichSearchReporter(SearchReporter):
+    """A live panel: generation, evaluations, best validation accuracy and its spec, speed, time left."""
+
+    def __init__(self, console: Console = stderr) -> None:
+        self.console = console
+        self.live = None
+
+    def start(self, config, done: int) -> None:
+        from rich.live import Live
+
+        self.config, self.started, self.done_at_start = config, time.perf_counter(), done
+        self.live = Live(self._panel(done, 0, None, None), console=self.console, refresh_per_second=4)
+        self.live.start()
+
+    def evaluated(self, record, best, done: int, generation: int, seconds_left) -> None:
+        self.live.update(self._panel(done, generation, best, seconds_left, record))
+
+    def _panel(self, done, generation, best, seconds_left, last=None):
+        from rich.panel import Panel
+
+        minutes = (time.perf_counter() - self.started) / 60
+        rate = (done - self.done_at_start) / minutes if minutes > 0 else 0.0
+        total = self.config.evaluations
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row("generation", str(generation))
+        grid.add_row("evaluations", f"{done}" + (f" / {total}" if total else "") + f"  ({rate:.1f}/min)")
+        if seconds_left is not None:
+            grid.add_row("time left", f"{max(0, seconds_left):.0f}s (before the final training)")
+        if best is not None:
+            grid.add_row("best val accuracy", f"[bold]{best.val_accuracy:.4f}[/]  ({best.params:,} parameters)")
+            grid.add_row("best spec", best.spec)
+        if last is not None:
+            grid.add_row("last", f"{last.status} {last.val_accuracy or 0:.4f} in {last.seconds:.1f}s: {last.spec}")
+        return Panel(grid, title=f"swarmcnn search: {self.config.strategy} on {self.config.source}")
+
+    def final_training(self, spec: str, epochs: int):
+        self.console.print(f"final training of [bold]{spec}[/] for {epochs} epochs on train+val")
+        return RichTrainReporter(self.console)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def run_tables(summary: dict) -> list[Table]:
+    """The leaderboard and the Pareto front of a run."""
+    tables = []
+    for key, title in (("leaderboard", "leaderboard (validation)"), ("pareto_front", "Pareto front: accuracy vs size")):
+        table = Table(title=title)
+        for column in ("#", "val accuracy", "parameters", "seconds", "spec"):
+            table.add_column(column, justify="right" if column != "spec" else "left")
+        for i, row in enumerate(summary[key], start=1):
+            table.add_row(
+                str(i), f"{row['val_accuracy']:.4f}", f"{row['params']:,}", f"{row['seconds']:.1f}", row["spec"]
+            )
+        tables.append(table)
+    return tables

@@ -161,22 +161,23 @@ def fit(
     limit = 20 * math.log(len(data.class_names))  # far worse than guessing: the weights blew up
     result = TrainResult(status="completed", reason=f"trained {config.epochs} epochs")
     best_state, since_best, started = None, 0, time.perf_counter()
+    deadline = math.inf if config.max_seconds is None else started + config.max_seconds
     reporter.start(config.epochs, batches)
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then restore
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
             epoch_started = time.perf_counter()
             on_batch = functools.partial(reporter.batch, epoch)
-            loss_sum, correct = _train_epoch(
-                model, x, y, normalization, config, optimizer, schedule, generator, on_batch
+            loss_sum, correct, seen = _train_epoch(
+                model, x, y, normalization, config, optimizer, schedule, generator, on_batch, deadline
             )
             seconds = time.perf_counter() - epoch_started
-            train_loss = loss_sum / len(y)
+            train_loss = loss_sum / max(seen, 1)
             if not math.isfinite(train_loss) or train_loss > limit:
                 result.status, result.reason = "diverged", f"training loss {train_loss:.3g} at epoch {epoch}"
                 break
             val = evaluate(model, data.val, normalization, device=device)
-            stats = EpochStats(epoch, train_loss, correct / len(y), val.loss, val.accuracy, len(y) / seconds)
+            stats = EpochStats(epoch, train_loss, correct / max(seen, 1), val.loss, val.accuracy, seen / seconds)
             result.epochs.append(stats)
             reporter.epoch_end(stats)
             if val.loss < result.best_val_loss:
@@ -188,11 +189,8 @@ def fit(
                 result.status = "early-stopped"
                 result.reason = f"no better validation loss for {since_best} epochs, stopped at epoch {epoch}"
                 break
-            if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
-                result.status, result.reason = (
-                    "time-limit",
-                    f"time limit {config.max_seconds:g}s at epoch {epoch}",
-                )
+            if time.perf_counter() > deadline:
+                result.status, result.reason = "time-limit", f"time limit {config.max_seconds:g}s at epoch {epoch}"
                 break
     reporter.stop()
     if best_state is not None:
@@ -201,11 +199,13 @@ def fit(
     return result
 
 
-def _train_epoch(model, x, y, normalization, config, optimizer, schedule, generator, on_batch):
+def _train_epoch(model, x, y, normalization, config, optimizer, schedule, generator, on_batch, deadline):
+    """One pass over the shuffled data; returns the loss sum, correct count and images seen."""
     model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
+    seen = 0
     for b, start in enumerate(range(0, len(y), config.batch_size)):
         index = order[start : start + config.batch_size]
         if len(index) < 2:  # batch norm cannot train on a single sample
@@ -222,9 +222,12 @@ def _train_epoch(model, x, y, normalization, config, optimizer, schedule, genera
         schedule.step()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == targets).sum()
+        seen += len(index)
         if b % 10 == 0:
             on_batch(b, loss.item())
-    return loss_sum.item(), correct.item()
+            if time.perf_counter() > deadline:  # checked every 10 batches: a clock read is cheap, not free
+                break
+    return loss_sum.item(), correct.item(), seen
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, flip: bool = False) -> torch.Tensor:

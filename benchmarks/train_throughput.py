@@ -1,0 +1,272 @@
+"""Training images/s of swarmcnn's `fit` against a plain hand-written PyTorch loop, side by side.
+
+What is measured, for two networks (LeNet-5 style and a wider conv net with batch norm):
+
+- plain: what a competent PyTorch user writes: the training split pre-normalised to float once,
+  `torch.randperm` per epoch, index slices, forward, `F.cross_entropy`, `zero_grad(set_to_none=True)`,
+  backward, AdamW step. Nothing else.
+- swarmcnn fit: `fit(...)` as users call it (patience=None, no reporter), timed wall-clock around the
+  whole call: per-batch normalisation from uint8, cosine schedule, loss/accuracy bookkeeping, one
+  validation pass and a copy of the best weights per epoch included.
+- swarmcnn training pass: the images/s `fit` itself records (`EpochStats.images_per_second`), i.e. the
+  same call without the validation pass and the best-weights copy.
+
+Both sides get the same network (built from one spec by `build_seeded` with one seed), the same data,
+batch size, optimizer (AdamW with TrainConfig's default lr and weight decay) and thread count. Each
+side is warmed up with one short epoch, then the two run alternately (A B A B ...) `--repeats` times
+and the median is reported, so machine noise hits both alike. Achieved GFLOP/s counts training as
+3 x the forward FLOPs of `Spec.flops` per image and is set against a float32 `torch.mm` measured on
+the same threads.
+
+    python benchmarks/train_throughput.py [--epochs 2] [--repeats 3] [--threads N] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from swarmcnn.data import DataConfig, Dataset, Split, load_data
+from swarmcnn.spec import Spec, parse
+from swarmcnn.train import Normalization, TrainConfig, build_seeded, fit
+
+MNIST = Path("/work/shared/datasets/mnist-5k")  # real digits when present (never copied into the project)
+NETWORKS = {
+    "lenet5": "conv6x5 relu maxpool2 conv16x5 relu maxpool2 fc120 relu fc84 relu",
+    "wide": "conv32x3 bn relu conv32x3 bn relu maxpool2 conv64x3 bn relu conv64x3 bn relu maxpool2 fc256 relu",
+}
+SEED = 0
+BATCH_SIZE = 64  # TrainConfig's default: the batch size users train with
+WARMUP_IMAGES = 512  # the "one short epoch" each side runs before timing
+QUICK_TRAIN, QUICK_VAL = 256, 128
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed training run of one side."""
+
+    seconds: float  # wall clock of the whole run
+    images: int  # training images processed (epochs x training split)
+    val_accuracy: float
+    train_seconds: float | None = None  # fit's own timing of its training passes (swarmcnn only)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def train_images_per_second(self) -> float | None:
+        return None if self.train_seconds is None else self.images / self.train_seconds
+
+
+def load(quick: bool) -> tuple[Dataset, str]:
+    """The MNIST subset when present, else the built-in shapes at 28x28; --quick keeps a few hundred images."""
+    if MNIST.is_dir():
+        data, label = load_data(str(MNIST)), f"mnist-5k ({MNIST})"
+    else:
+        data, label = load_data("shapes", DataConfig(image_size=(28, 28))), "shapes (built-in, 28x28; mnist-5k absent)"
+    if quick:
+        data = head(data, QUICK_TRAIN, QUICK_VAL)
+    return data, f"{label}: {len(data.train)} train / {len(data.val)} val images, {len(data.class_names)} classes"
+
+
+def head(data: Dataset, train: int, val: int) -> Dataset:
+    """The first images of each split: for the warm-up epoch and --quick (the splits are already shuffled)."""
+    return replace(
+        data,
+        train=Split(data.train.x[:train], data.train.y[:train]),
+        val=Split(data.val.x[:val], data.val.y[:val]),
+    )
+
+
+def matmul_peak(seconds: float, n: int = 2048) -> float:
+    """Sustained float32 GFLOP/s of a large torch.mm on the current threads: the machine's practical ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up: thread pool, caches
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        torch.mm(a, b)
+        calls += 1
+    return 2 * n**3 * calls / elapsed / 1e9
+
+
+def train_plain(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, config: TrainConfig) -> None:
+    """The hand-written reference loop; x is already float and normalised."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = F.cross_entropy(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Validation accuracy of the plain loop's model, measured after the clock stops."""
+    model.eval()
+    return (model(x).argmax(1) == y).float().mean().item()
+
+
+def time_plain(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig) -> Run:
+    model = build_seeded(spec, data.input_shape, len(data.class_names), SEED)
+    x, y = normalization(data.train.x), data.train.y  # pre-normalised once, as a user would at load time
+    started = time.perf_counter()
+    train_plain(model, x, y, config.epochs, config)
+    seconds = time.perf_counter() - started
+    val_accuracy = accuracy(model, normalization(data.val.x), data.val.y)
+    return Run(seconds, config.epochs * len(y), val_accuracy)
+
+
+def time_fit(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig) -> Run:
+    model = build_seeded(spec, data.input_shape, len(data.class_names), SEED)
+    started = time.perf_counter()
+    result = fit(model, data, normalization, config, reporter=None)
+    seconds = time.perf_counter() - started
+    if result.status != "completed":
+        raise RuntimeError(f"fit did not run all epochs: {result.status} ({result.reason})")
+    n = len(data.train)
+    train_seconds = sum(n / stats.images_per_second for stats in result.epochs)
+    return Run(seconds, len(result.epochs) * n, result.epochs[-1].val_accuracy, train_seconds)
+
+
+def benchmark(name: str, text: str, data: Dataset, epochs: int, repeats: int) -> dict:
+    """Warm up both sides on a short epoch, then alternate plain and fit `repeats` times."""
+    spec = parse(text)
+    normalization = Normalization.of(data.train.x)
+    config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, patience=None, seed=SEED)
+    warmup_data = head(data, WARMUP_IMAGES, WARMUP_IMAGES)
+    time_plain(spec, warmup_data, normalization, replace(config, epochs=1))
+    time_fit(spec, warmup_data, normalization, replace(config, epochs=1))
+    plain, swarm = [], []
+    for _ in range(repeats):
+        plain.append(time_plain(spec, data, normalization, config))
+        swarm.append(time_fit(spec, data, normalization, config))
+    train_gflop = 3 * spec.flops(data.input_shape, len(data.class_names)) / 1e9
+    rates = {
+        "plain": [r.images_per_second for r in plain],
+        "fit": [r.images_per_second for r in swarm],
+        "fit_train_pass": [r.train_images_per_second for r in swarm],
+    }
+    return {
+        "network": name,
+        "spec": text,
+        "train_gflop_per_image": train_gflop,
+        "images_per_second": {side: statistics.median(values) for side, values in rates.items()},
+        "images_per_second_runs": rates,
+        "val_accuracy": {"plain": plain[-1].val_accuracy, "fit": swarm[-1].val_accuracy},
+    }
+
+
+def summarise(result: dict, peak: float) -> None:
+    """Add ratios against the plain loop and GFLOP/s against the matmul peak."""
+    rates = result["images_per_second"]
+    result["ratio_to_plain"] = {side: rate / rates["plain"] for side, rate in rates.items()}
+    result["gflops"] = {side: rate * result["train_gflop_per_image"] for side, rate in rates.items()}
+    result["fraction_of_peak"] = {side: value / peak for side, value in result["gflops"].items()}
+
+
+LABELS = {"plain": "plain loop", "fit": "fit, whole call", "fit_train_pass": "fit, train pass"}
+LEGEND = (
+    "plain loop: hand-written PyTorch loop on pre-normalised floats. fit, whole call: wall clock around "
+    "swarmcnn's fit (per-epoch validation and best-weights copy included). fit, train pass: the "
+    "images/s fit records in EpochStats for its training passes alone. spread: (max - min) / median "
+    "over the runs. val acc: after the last epoch."
+)
+
+
+def spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped into a file or a README: do not wrap at 80 columns
+        console.width = 120
+    settings = report["settings"]
+    console.print(f"data: {report['data']}")
+    console.print(
+        f"torch {report['torch']} on {report['machine']}; {settings['threads']} threads, "
+        f"batch {settings['batch_size']}, {settings['epochs']} epochs, "
+        f"median of {settings['repeats']} alternating runs per loop"
+    )
+    console.print(f"float32 matmul peak: {report['matmul_peak_gflops']:.1f} GFLOP/s (torch.mm 2048x2048)")
+    table = Table("network", "loop", "images/s", "spread", "x plain", "GFLOP/s", "% of peak", "val acc")
+    for result in report["results"]:
+        for side, label in LABELS.items():
+            accuracy = result["val_accuracy"].get(side)
+            table.add_row(
+                result["network"] if side == "plain" else "",
+                label,
+                f"{result['images_per_second'][side]:.0f}",
+                f"{100 * spread(result['images_per_second_runs'][side]):.1f}%",
+                f"{result['ratio_to_plain'][side]:.3f}",
+                f"{result['gflops'][side]:.1f}",
+                f"{100 * result['fraction_of_peak'][side]:.1f}",
+                f"{accuracy:.3f}" if accuracy is not None else "",
+            )
+        table.add_section()
+    console.print(table)
+    console.print(LEGEND)
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per timed run (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per side; the median is reported")
+    parser.add_argument("--threads", type=int, default=available_cores(), help="torch threads (default: all cores)")
+    parser.add_argument("--quick", action="store_true", help="a tiny run of a few seconds, for smoke-testing")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    if args.epochs < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error("--epochs, --repeats and --threads must be at least 1")
+    if args.quick:
+        args.epochs, args.repeats = 1, 1
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)  # a benchmark process: the thread count is its one global setting
+    data, data_label = load(args.quick)
+    peak = matmul_peak(seconds=0.2 if args.quick else 1.0)
+    results = [benchmark(name, text, data, args.epochs, args.repeats) for name, text in NETWORKS.items()]
+    for result in results:
+        summarise(result, peak)
+    report = {
+        "benchmark": "train_throughput",
+        "data": data_label,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {available_cores()} CPU cores",
+        "settings": {"threads": args.threads, "batch_size": BATCH_SIZE, "epochs": args.epochs, "repeats": args.repeats},
+        "matmul_peak_gflops": peak,
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
+
+
+if __name__ == "__main__":
+    main()

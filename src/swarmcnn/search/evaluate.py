@@ -1,0 +1,117 @@
+"""Score one candidate: train it briefly, measure it on the validation split, never crash the search.
+
+The test split is not touched here: the search only ever sees train and validation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from swarmcnn.data import Dataset
+from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.spec import Spec
+from swarmcnn.train import Normalization, TrainConfig, build_seeded, fit
+
+OBJECTIVES = ("accuracy", "accuracy-params")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How a candidate is trained and scored during the search (the final model gets more)."""
+
+    epochs: int = 2
+    train_fraction: float = 1.0
+    batch_size: int = 64
+    lr: float | None = None  # None: TrainConfig's default for AdamW
+    max_params: int = 2_000_000  # larger candidates get the worst score without training
+    max_seconds: float | None = None  # per candidate; a slower one gets the worst score
+    objective: str = "accuracy"  # or "accuracy-params": accuracy minus 0.01 per decade of parameters
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise SwarmCNNError(f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
+        if self.epochs < 1 or self.max_params < 1:
+            raise SwarmCNNError(
+                f"candidate epochs and max params must be at least 1, got {self.epochs}, {self.max_params}"
+            )
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            train_fraction=self.train_fraction,
+            max_seconds=self.max_seconds,
+            patience=None,
+            seed=self.seed,
+        )
+
+    def score(self, accuracy: float, params: int) -> float:
+        if self.objective == "accuracy-params":
+            return accuracy - 0.01 * math.log10(max(params, 1))
+        return accuracy
+
+
+def evaluate_candidate(
+    spec: Spec, data: Dataset, normalization: Normalization, config: EvaluationConfig, worker: str = "main"
+) -> EvaluationRecord:
+    """Train, validate and score; any failure becomes the worst score with its reason."""
+    started = time.perf_counter()
+    classes = len(data.class_names)
+    params = flops = None
+
+    def failed(status: str, reason: str, epochs: int = 0) -> EvaluationRecord:
+        return EvaluationRecord(
+            str(spec),
+            status,
+            reason,
+            -math.inf,
+            None,
+            None,
+            params,
+            flops,
+            epochs,
+            time.perf_counter() - started,
+            worker,
+        )
+
+    try:
+        params, flops = spec.num_params(data.input_shape, classes), spec.flops(data.input_shape, classes)
+        if params > config.max_params:
+            return failed("too-large", f"{params:,} parameters > limit {config.max_params:,}")
+        model = build_seeded(spec, data.input_shape, classes, config.seed)
+        result = fit(model, data, normalization, config.train_config())
+    except SwarmCNNError as error:
+        return failed("failed", str(error))
+    except MemoryError:
+        return failed("out-of-memory", "out of memory")
+    except Exception as error:  # a candidate that breaks must not end the search; the reason is kept
+        if "out of memory" in str(error).lower():
+            return failed("out-of-memory", _first_line(error))
+        return failed("failed", f"{type(error).__name__}: {_first_line(error)}")
+    if result.status == "diverged":
+        return failed("diverged", result.reason, len(result.epochs))
+    if result.status == "time-limit":
+        return failed("time-limit", result.reason, len(result.epochs))
+    return EvaluationRecord(
+        str(spec),
+        "ok",
+        result.reason,
+        config.score(result.best_val_accuracy, params),
+        result.best_val_accuracy,
+        result.best_val_loss,
+        params,
+        flops,
+        len(result.epochs),
+        time.perf_counter() - started,
+        worker,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

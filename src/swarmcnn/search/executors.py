@@ -1,0 +1,83 @@
+"""Where candidates train: in this process, or in N local worker processes that each hold the data.
+
+Workers split the machine's cores between them (threads per worker = cores // workers), so that N
+trainings side by side do not oversubscribe the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from swarmcnn.data import DataConfig, Dataset, load_data
+from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate
+from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.spec import Spec
+from swarmcnn.train import Normalization
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class InProcess:
+    """One candidate after another, here; the simplest and fully repeatable executor."""
+
+    def __init__(self, data: Dataset, normalization: Normalization, config: EvaluationConfig) -> None:
+        self.data, self.normalization, self.config = data, normalization, config
+
+    def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
+        """Evaluate each spec; yields (index into specs, record) as they finish."""
+        for i, spec in enumerate(specs):
+            yield i, evaluate_candidate(spec, self.data, self.normalization, self.config)
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerProcesses:
+    """N processes, each loading the data once; results come back as they finish."""
+
+    def __init__(self, workers: int, source: str, data_config: DataConfig, config: EvaluationConfig) -> None:
+        import multiprocessing
+
+        threads = max(1, available_cores() // workers)
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),  # fork after torch has started threads can hang
+            initializer=_start_worker,
+            initargs=(source, data_config, config, threads),
+        )
+
+    def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
+        futures = {self.pool.submit(_evaluate_in_worker, str(spec)): i for i, spec in enumerate(specs)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield futures[future], future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker: dict = {}  # per worker process: the data, its normalisation and the evaluation settings
+
+
+def _start_worker(source: str, data_config: DataConfig, config: EvaluationConfig, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    data = load_data(source, data_config)
+    _worker.update(data=data, normalization=Normalization.of(data.train.x), config=config, name=f"pid{os.getpid()}")
+
+
+def _evaluate_in_worker(spec_text: str) -> EvaluationRecord:
+    worker = _worker
+    return evaluate_candidate(
+        Spec.parse(spec_text), worker["data"], worker["normalization"], worker["config"], worker=worker["name"]
+    )

@@ -1,0 +1,290 @@
+"""The search loop: ask the strategy, evaluate what is new, journal it, tell; then train the best for real.
+
+Resuming is the same loop: the strategy's state comes back from the journal's last finished generation,
+and every spec it asks again that the journal already scored is told from the journal, not retrained.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.data import DataConfig, Dataset, Split, load_data
+from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.evaluate import EvaluationConfig
+from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
+from swarmcnn.search.journal import EvaluationRecord, Journal
+from swarmcnn.search.space import SearchSpace
+from swarmcnn.search.strategies import get_strategy
+from swarmcnn.spec import Spec
+from swarmcnn.train import Normalization, TrainConfig, TrainReporter, build_seeded, evaluate, fit
+
+DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count: about two minutes on digits, 2 CPU cores
+BEST_DIR = "best"
+IDLE_GENERATIONS = 25  # generations in a row that propose nothing new: the space is exhausted
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    source: str
+    strategy: str = "pso"
+    evaluations: int | None = None  # stop after this many trainings
+    budget_seconds: float | None = None  # or after this much wall clock, final training included
+    workers: int = 1
+    seed: int = 0
+    final_epochs: int = 30
+    space: SearchSpace = field(default_factory=SearchSpace)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        get_strategy(self.strategy)  # an unknown name fails here, before anything runs
+        if self.evaluations is not None and self.evaluations < 1:
+            raise SwarmCNNError(f"--evaluations must be at least 1, got {self.evaluations}")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise SwarmCNNError(f"--budget must be positive, got {self.budget_seconds}s")
+        if self.workers < 1:
+            raise SwarmCNNError(f"--workers must be at least 1, got {self.workers}")
+        if self.final_epochs < 1:
+            raise SwarmCNNError(f"--final-epochs must be at least 1, got {self.final_epochs}")
+        if self.evaluations is None and self.budget_seconds is None:
+            object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "space": self.space.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SearchConfig:
+        data = dict(values["data"])
+        if data.get("image_size") is not None:
+            data["image_size"] = tuple(data["image_size"])
+        return cls(
+            **{
+                **values,
+                "space": SearchSpace.from_dict(values["space"]),
+                "evaluation": EvaluationConfig(**values["evaluation"]),
+                "data": DataConfig(**data),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    best_spec: str
+    best_val_accuracy: float
+    test_accuracy: float
+    evaluations: int
+    seconds: float
+    model_dir: str
+
+
+class SearchReporter:
+    """Receives progress; the CLI's live display subclasses it. The loop itself never prints."""
+
+    def start(self, config: SearchConfig, done: int) -> None: ...
+
+    def evaluated(
+        self,
+        record: EvaluationRecord,
+        best: EvaluationRecord | None,
+        done: int,
+        generation: int,
+        seconds_left: float | None,
+    ) -> None: ...
+
+    def final_training(self, spec: str, epochs: int) -> TrainReporter | None: ...
+
+    def stop(self) -> None: ...
+
+
+class Search:
+    """One run directory: journal, strategy and data, from a first start or a resume."""
+
+    def __init__(self, run_dir: Path, config: SearchConfig, journal: Journal, reporter: SearchReporter) -> None:
+        self.run_dir, self.config, self.journal = Path(run_dir), config, journal
+        self.reporter = reporter
+        self.data = load_data(config.source, config.data)
+        self.normalization = Normalization.of(self.data.train.x)
+        self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
+        state = journal.last_state()
+        if state is not None:
+            self.strategy.load_state_dict(state)
+        self.known = {r.spec: r for r in journal.evaluations()}
+        self.elapsed_before = journal.get("search_seconds", 0.0)
+        self.started = time.perf_counter()
+
+    @classmethod
+    def start(cls, run_dir: str | Path, config: SearchConfig, reporter: SearchReporter | None = None) -> Search:
+        run_dir = Path(run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "journal.sqlite").exists():
+            raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
+        load_data(config.source, config.data)  # bad data fails before a journal is written
+        return cls(run_dir, config, Journal.create(run_dir, config.to_dict()), reporter or SearchReporter())
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, reporter: SearchReporter | None = None) -> Search:
+        journal = Journal.open(Path(run_dir))
+        config = SearchConfig.from_dict(journal.get("settings"))
+        return cls(Path(run_dir), config, journal, reporter or SearchReporter())
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> SearchSummary:
+        """Search until the budget ends, then train the best spec on train+val and test it once."""
+        final = self.journal.get("final")
+        if final is None:
+            self.reporter.start(self.config, len(self.known))
+            executor = self._executor()
+            try:
+                self._search(executor)
+            finally:
+                executor.close()
+                self.reporter.stop()
+                self.journal.put("search_seconds", self._elapsed())
+            final = self._final_training()
+        return SearchSummary(
+            final["best_spec"],
+            final["best_val_accuracy"],
+            final["test_accuracy"],
+            self.journal.count(),
+            self._elapsed(),
+            str(self.run_dir / BEST_DIR),
+        )
+
+    def _search(self, executor) -> None:
+        idle = 0
+        while not self._budget_spent() and idle < IDLE_GENERATIONS:
+            candidates = self.strategy.ask()
+            texts = [str(c.spec) for c in candidates]
+            new = list(dict.fromkeys(t for t in texts if t not in self.known))[: self._evaluations_left()]
+            for index, record in executor.map([Spec.parse(t) for t in new]):
+                origin = next(c.origin for c in candidates if str(c.spec) == new[index])
+                record = replace(record, generation=self.strategy.generation, origin=origin)
+                self.journal.record(record)
+                self.known[record.spec] = record
+                self.reporter.evaluated(
+                    record, self.best(), len(self.known), self.strategy.generation, self._seconds_left()
+                )
+                if self._budget_spent():
+                    break
+            if any(t not in self.known for t in texts):
+                return  # the budget ended inside this generation: its state is not saved, nothing is told
+            self.strategy.tell([self.known[t].score for t in texts])
+            self.journal.save_state(self.strategy.generation, self.strategy.state_dict())
+            self.journal.put("search_seconds", self._elapsed())
+            idle = 0 if new else idle + 1
+
+    def _executor(self):
+        if self.config.workers == 1:
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), available_cores())))
+            return InProcess(self.data, self.normalization, self.config.evaluation)
+        return WorkerProcesses(self.config.workers, self.config.source, self.config.data, self.config.evaluation)
+
+    def best(self) -> EvaluationRecord | None:
+        scored = [r for r in self.known.values() if r.ok]
+        return max(scored, key=lambda r: r.score) if scored else None
+
+    # -- budget --------------------------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def _evaluations_left(self) -> int:
+        if self.config.evaluations is None:
+            return 1 << 30
+        return max(0, self.config.evaluations - len(self.known))
+
+    def _seconds_left(self) -> float | None:
+        if self.config.budget_seconds is None:
+            return None
+        return self.config.budget_seconds - self._elapsed() - self._final_seconds_estimate()
+
+    def _budget_spent(self) -> bool:
+        seconds_left = self._seconds_left()
+        return self._evaluations_left() == 0 or (seconds_left is not None and seconds_left <= 0)
+
+    def _final_seconds_estimate(self) -> float:
+        """Time the final training of today's best would take: its seconds per epoch, scaled to train+val."""
+        best = self.best()
+        if best is None or not best.epochs:
+            return 0.0
+        scale = (len(self.data.train) + len(self.data.val)) / (
+            len(self.data.train) * self.config.evaluation.train_fraction
+        )
+        return best.seconds / best.epochs * scale * self.config.final_epochs
+
+    # -- final model ---------------------------------------------------------------------------------
+
+    def _final_training(self) -> dict:
+        best = self.best()
+        if best is None:
+            raise SwarmCNNError(
+                f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
+                f"{self.run_dir}' for their reasons"
+            )
+        spec = Spec.parse(best.spec)
+        epochs = self._final_epochs(best)
+        data = _train_plus_val(self.data)
+        normalization = Normalization.of(data.train.x)
+        model = build_seeded(spec, data.input_shape, len(data.class_names), self.config.seed)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=self.config.evaluation.batch_size,
+            lr=self.config.evaluation.lr,
+            patience=None,
+            seed=self.config.seed,
+        )
+        result = fit(model, data, normalization, config, reporter=self.reporter.final_training(best.spec, epochs))
+        test = evaluate(model, data.test, normalization)
+        metrics = {
+            "status": result.status,
+            "reason": result.reason,
+            "epochs": len(result.epochs),
+            "val_accuracy": best.val_accuracy,
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "train_seconds": result.seconds,
+            "search_evaluations": len(self.known),
+        }
+        trained = TrainedModel(
+            model.cpu(),
+            spec,
+            data.input_shape,
+            data.class_names,
+            normalization,
+            metrics=metrics,
+            data={"source": self.config.source, **asdict(self.config.data)},
+            training=asdict(config),
+        )
+        trained.save(self.run_dir / BEST_DIR)
+        final = {
+            "best_spec": best.spec,
+            "best_val_accuracy": best.val_accuracy,
+            "test_accuracy": test.accuracy,
+            "final_epochs": epochs,
+            "final_status": result.status,
+            "final_seconds": result.seconds,
+        }
+        self.journal.put("final", final)
+        return final
+
+    def _final_epochs(self, best: EvaluationRecord) -> int:
+        """As many as configured, fewer when a wall-clock budget would not hold them."""
+        if self.config.budget_seconds is None or not best.epochs:
+            return self.config.final_epochs
+        per_epoch = self._final_seconds_estimate() / self.config.final_epochs
+        left = self.config.budget_seconds - self._elapsed()
+        return max(1, min(self.config.final_epochs, math.floor(left / max(per_epoch, 1e-9))))
+
+
+def _train_plus_val(data: Dataset) -> Dataset:
+    """The final model learns from everything but the test split (the search already chose it on val)."""
+    train = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    return replace(data, train=train)

@@ -1,0 +1,183 @@
+"""What the swarm may propose: ranges for blocks, features, pooling and fully connected layers.
+
+A candidate is built from conv blocks (one or more `conv bn? relu`, then an optional pool) followed by
+fully connected layers (`fc bn? relu dropout?`). Every candidate is a valid spec for the input shape:
+pools that would shrink the picture below 1x1 are dropped (repair, never crash).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from swarmcnn.errors import SwarmCNNError
+from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Layer, Pool, ReLU, Spec
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ranges are inclusive (low, high); features and neurons are drawn on a log scale.
+
+    The defaults suit both 8×8 digits and 32×32 colour images: up to 3 blocks of up to 2 convolutions.
+    """
+
+    blocks: tuple[int, int] = (1, 3)
+    convs_per_block: tuple[int, int] = (1, 2)
+    features: tuple[int, int] = (8, 128)
+    feature_sizes: tuple[int, ...] = (3, 5)
+    pool_kinds: tuple[str, ...] = ("max", "avg")
+    pool_windows: tuple[int, ...] = (2, 3)
+    pool_strides: tuple[int, ...] = (2,)
+    fc_layers: tuple[int, int] = (0, 2)
+    neurons: tuple[int, int] = (16, 256)
+    batchnorm: bool = True
+    dropout: bool = True
+    max_dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("blocks", "convs_per_block", "features", "fc_layers", "neurons"):
+            low, high = getattr(self, name)
+            minimum = 0 if name == "fc_layers" else 1
+            if not minimum <= low <= high:
+                raise SwarmCNNError(
+                    f"search space '{name}' must be a range {minimum} <= low <= high, got {[low, high]}"
+                )
+        for name in ("feature_sizes", "pool_windows", "pool_strides"):
+            if not getattr(self, name) or min(getattr(self, name)) < 1:
+                raise SwarmCNNError(f"search space '{name}' must list positive integers, got {getattr(self, name)}")
+        if not self.pool_kinds or set(self.pool_kinds) - {"max", "avg"}:
+            raise SwarmCNNError(f"search space 'pool_kinds' must list 'max' and/or 'avg', got {self.pool_kinds}")
+        if not 0 <= self.max_dropout < 1:
+            raise SwarmCNNError(f"search space 'max_dropout' must be in [0, 1), got {self.max_dropout}")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SearchSpace:
+        """Read `[space]` (or top-level) keys of a TOML file; unknown keys are named in the error."""
+        import tomllib
+
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SwarmCNNError(f"search space file '{path}' does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SwarmCNNError(f"search space file '{path}' is not valid TOML: {error}") from None
+        return cls.from_dict(table.get("space", table), str(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "search space") -> SearchSpace:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SwarmCNNError(f"{origin}: unknown key '{unknown[0]}'; known keys: {', '.join(known)}")
+        converted = {}
+        for name, value in values.items():
+            converted[name] = tuple(value) if isinstance(value, list) else value
+        try:
+            return cls(**converted)
+        except (TypeError, ValueError) as error:
+            raise SwarmCNNError(f"{origin}: {error}") from None
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def sample(self, rng: np.random.Generator, input_shape: tuple[int, ...]) -> Spec:
+        """A uniformly drawn candidate (the random baseline and the swarm's starting points)."""
+        return self.decode(rng.random(self.dimensions), input_shape)
+
+    @property
+    def max_blocks(self) -> int:
+        return self.blocks[1]
+
+    @property
+    def max_fc(self) -> int:
+        return self.fc_layers[1]
+
+    @property
+    def dimensions(self) -> int:
+        """Length of the continuous encoding: 2 counts, 8 genes per possible block, 4 per possible fc layer."""
+        return 2 + BLOCK_GENES * self.max_blocks + FC_GENES * self.max_fc
+
+    def decode(self, position: np.ndarray, input_shape: tuple[int, ...]) -> Spec:
+        """Map a point of the unit cube [0, 1)^dimensions to a valid spec for input_shape.
+
+        Genes: [#blocks, #fc, then per block: features, size, #convs, pool?, pool kind, window, stride,
+        dropout, then per fc: neurons, dropout, bn, unused]. Each gene picks its value by its quantile,
+        so every value of a range is equally likely under uniform sampling.
+        """
+        u = np.clip(np.asarray(position, dtype=float), 0.0, 1.0 - 1e-9)
+        blocks = _pick_int(u[0], self.blocks)
+        fcs = _pick_int(u[1], self.fc_layers)
+        layers: list[Layer] = []
+        spatial = list(input_shape[1:])
+        for b in range(blocks):
+            g = u[2 + BLOCK_GENES * b : 2 + BLOCK_GENES * (b + 1)]
+            features = _pick_log(g[0], self.features)
+            size = _pick(g[1], self.feature_sizes)
+            for _ in range(_pick_int(g[2], self.convs_per_block)):
+                layers += [Conv(features, size), *([BatchNorm()] if self.batchnorm else []), ReLU()]
+            if g[3] < 0.5:
+                window, stride = _pick(g[5], self.pool_windows), _pick(g[6], self.pool_strides)
+                pool = Pool(_pick(g[4], self.pool_kinds), window, None if stride == window else stride)
+                if _fits(pool, spatial):
+                    spatial = _pooled(pool, spatial)
+                    layers.append(pool)
+            if self.dropout and g[7] < 0.5:
+                layers.append(Dropout(_dropout(g[7] * 2, self.max_dropout)))
+        base = 2 + BLOCK_GENES * self.max_blocks
+        for f in range(fcs):
+            g = u[base + FC_GENES * f : base + FC_GENES * (f + 1)]
+            layers += [FC(_pick_log(g[0], self.neurons)), *([BatchNorm()] if self.batchnorm and g[2] < 0.5 else [])]
+            layers.append(ReLU())
+            if self.dropout and g[1] < 0.5:
+                layers.append(Dropout(_dropout(g[1] * 2, self.max_dropout)))
+        spec = Spec(tuple(layers))
+        spec.shapes(input_shape)  # decoding keeps every pool inside the picture: this cannot raise
+        return spec
+
+
+BLOCK_GENES = 8
+FC_GENES = 4
+
+
+def _pick(u: float, choices: tuple):
+    return choices[min(int(u * len(choices)), len(choices) - 1)]
+
+
+def _pick_int(u: float, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    return low + min(int(u * (high - low + 1)), high - low)
+
+
+def _pick_log(u: float, bounds: tuple[int, int]) -> int:
+    """A value of the half-octave grid low, 1.5 low, 2 low, 3 low ... (8..128: 8, 12, 16, 24, ..., 128).
+
+    A grid rather than every integer: conv37 and conv38 are the same network for the search's purpose,
+    and identical specs are trained once.
+    """
+    return _pick(u, _log_grid(*bounds))
+
+
+@functools.cache
+def _log_grid(low: int, high: int) -> tuple[int, ...]:
+    grid, k = [], 0
+    while (value := round(low * 2 ** (k // 2) * (1.5 if k % 2 else 1))) < high:
+        grid.append(value)
+        k += 1
+    return tuple(dict.fromkeys([*grid, high]))
+
+
+def _dropout(u: float, maximum: float) -> float:
+    """Dropout rates on a 0.05 grid, so that the swarm does not invent endless near-identical specs."""
+    return round(min(maximum, 0.05 + u * maximum) * 20) / 20
+
+
+def _fits(pool: Pool, spatial: list[int]) -> bool:
+    return all(n >= pool.window for n in spatial[-2:]) and (len(spatial) < 3 or spatial[0] >= pool.window)
+
+
+def _pooled(pool: Pool, spatial: list[int]) -> list[int]:
+    return [(n - pool.window) // pool.step + 1 for n in spatial]
