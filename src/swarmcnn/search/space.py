@@ -8,12 +8,13 @@ pools that would shrink the picture below 1x1 are dropped (repair, never crash).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from swarmcnn.errors import SwarmCNNError
+from swarmcnn.errors import SwarmCNNError, did_you_mean
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Layer, Pool, ReLU, Spec
 
 
@@ -39,23 +40,35 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         for name in ("blocks", "convs_per_block", "features", "fc_layers", "neurons"):
-            low, high = getattr(self, name)
+            value = getattr(self, name)
             minimum = 0 if name == "fc_layers" else 1
-            if not minimum <= low <= high:
+            if not (_is_int_list(value) and len(value) == 2 and minimum <= value[0] <= value[1]):
                 raise SwarmCNNError(
-                    f"search space '{name}' must be a range {minimum} <= low <= high, got {[low, high]}"
+                    f"search space '{name}' must be a range [low, high] of integers with "
+                    f"{minimum} <= low <= high, got {_shown(value)}"
                 )
         for name in ("feature_sizes", "pool_windows", "pool_strides"):
-            if not getattr(self, name) or min(getattr(self, name)) < 1:
-                raise SwarmCNNError(f"search space '{name}' must list positive integers, got {getattr(self, name)}")
-        if not self.pool_kinds or set(self.pool_kinds) - {"max", "avg"}:
-            raise SwarmCNNError(f"search space 'pool_kinds' must list 'max' and/or 'avg', got {self.pool_kinds}")
-        if not 0 <= self.max_dropout < 1:
-            raise SwarmCNNError(f"search space 'max_dropout' must be in [0, 1), got {self.max_dropout}")
+            value = getattr(self, name)
+            if not (_is_int_list(value) and value and min(value) >= 1):
+                raise SwarmCNNError(f"search space '{name}' must list positive integers, got {_shown(value)}")
+        kinds = self.pool_kinds
+        if not isinstance(kinds, (tuple, list)) or not kinds or set(kinds) - {"max", "avg"}:
+            raise SwarmCNNError(f"search space 'pool_kinds' must list 'max' and/or 'avg', got {_shown(kinds)}")
+        for name in ("batchnorm", "dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise SwarmCNNError(f"search space '{name}' must be true or false, got {_shown(getattr(self, name))}")
+        if (
+            isinstance(self.max_dropout, bool)
+            or not isinstance(self.max_dropout, (int, float))
+            or not (0 <= self.max_dropout < 1)
+        ):
+            raise SwarmCNNError(
+                f"search space 'max_dropout' must be a number in [0, 1), got {_shown(self.max_dropout)}"
+            )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> SearchSpace:
-        """Read `[space]` (or top-level) keys of a TOML file; unknown keys are named in the error."""
+        """Read `[space]` (or top-level) keys of a TOML file; errors name the file and the key."""
         import tomllib
 
         path = Path(path)
@@ -63,22 +76,24 @@ class SearchSpace:
             table = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise SwarmCNNError(f"search space file '{path}' does not exist") from None
+        except OSError as error:
+            raise SwarmCNNError(f"cannot read search space file '{path}': {error.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise SwarmCNNError(f"search space file '{path}' is not valid TOML: {error}") from None
-        return cls.from_dict(table.get("space", table), str(path))
+        return cls.from_dict(table.get("space", table), f"search space file '{path}'")
 
     @classmethod
     def from_dict(cls, values: dict, origin: str = "search space") -> SearchSpace:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise SwarmCNNError(f"{origin}: unknown key '{unknown[0]}'; known keys: {', '.join(known)}")
-        converted = {}
-        for name, value in values.items():
-            converted[name] = tuple(value) if isinstance(value, list) else value
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                raise SwarmCNNError(
+                    f"{origin}: unknown key '{key}'{did_you_mean(key, known)}; known keys: {', '.join(known)}"
+                )
+        converted = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
         try:
             return cls(**converted)
-        except (TypeError, ValueError) as error:
+        except SwarmCNNError as error:
             raise SwarmCNNError(f"{origin}: {error}") from None
 
     def to_dict(self) -> dict:
@@ -172,7 +187,15 @@ def _log_grid(low: int, high: int) -> tuple[int, ...]:
 
 def _dropout(u: float, maximum: float) -> float:
     """Dropout rates on a 0.05 grid, so that the swarm does not invent endless near-identical specs."""
-    return round(min(maximum, 0.05 + u * maximum) * 20) / 20
+    return min(round((0.05 + u * maximum) * 20), math.floor(maximum * 20)) / 20
+
+
+def _is_int_list(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _shown(value) -> str:
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def _fits(pool: Pool, spatial: list[int]) -> bool:

@@ -1,0 +1,230 @@
+"""The search space: what pso and random search may propose, read from the unit cube and from TOML files."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.space import SearchSpace
+from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, Spec
+
+FEATURE_GRID = (8, 12, 16, 24, 32, 48, 64, 96, 128)  # the half-octave grid of the default 8..128
+NEURON_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256)
+ALMOST_ONE = 1 - 1e-6
+
+
+def sample(space: SearchSpace, shape: tuple[int, ...], n: int, seed: int = 0) -> list[Spec]:
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng, shape) for _ in range(n)]
+
+
+def count(spec: Spec, kind: type) -> int:
+    return sum(isinstance(layer, kind) for layer in spec.layers)
+
+
+def kinds(spec: Spec, kind: type) -> list:
+    return [layer for layer in spec.layers if isinstance(layer, kind)]
+
+
+# --- sampling and decoding ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["8x8", "32x32"])
+def test_default_space_samples_valid_specs_within_its_ranges(shape):
+    space = SearchSpace()
+    for spec in sample(space, shape, 200):
+        spec.shapes(shape)  # raises if a layer cannot fit
+        assert Spec.parse(str(spec)) == spec
+        assert isinstance(spec.layers[0], Conv)
+        assert 1 <= count(spec, Conv) <= 6  # 1..3 blocks of 1..2 convolutions
+        assert 0 <= count(spec, FC) <= 2
+        for conv in kinds(spec, Conv):
+            assert conv.features in FEATURE_GRID and conv.size in (3, 5) and conv.stride == 1
+        for fc in kinds(spec, FC):
+            assert fc.neurons in NEURON_GRID
+        for pool in kinds(spec, Pool):
+            assert pool.kind in ("max", "avg") and pool.window in (2, 3) and pool.step == 2
+        for dropout in kinds(spec, Dropout):
+            assert 0 < dropout.p <= 0.5 and round(dropout.p * 20) == pytest.approx(dropout.p * 20)
+        assert count(spec, Pool) <= 3
+        first_fc = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, FC)), len(spec.layers))
+        assert not any(isinstance(layer, (Conv, Pool)) for layer in spec.layers[first_fc:])
+
+
+def test_the_lowest_corner_of_the_cube_is_the_smallest_network():
+    space = SearchSpace()
+    spec = space.decode(np.zeros(space.dimensions), (1, 8, 8))
+    assert str(spec) == "conv8x3 bn relu maxpool2 dropout0.05"
+
+
+@pytest.mark.parametrize("high", [ALMOST_ONE, 1.0, 7.0], ids=["almost-one", "one", "outside"])
+def test_the_highest_corner_of_the_cube_is_the_largest_network(high):
+    space = SearchSpace()
+    spec = space.decode(np.full(space.dimensions, high), (3, 32, 32))
+    assert str(spec) == " ".join(["conv128x5 bn relu"] * 6 + ["fc256 relu"] * 2)
+
+
+def test_points_outside_the_cube_are_clipped_to_it():
+    space = SearchSpace()
+    assert space.decode(np.full(space.dimensions, -3.0), (1, 8, 8)) == space.decode(
+        np.zeros(space.dimensions), (1, 8, 8)
+    )
+
+
+def test_decode_is_deterministic_and_sampling_repeats_with_the_seed():
+    space = SearchSpace()
+    position = np.random.default_rng(4).random(space.dimensions)
+    assert space.decode(position, (1, 28, 28)) == space.decode(position.copy(), (1, 28, 28))
+    assert sample(space, (1, 28, 28), 20, seed=4) == sample(space, (1, 28, 28), 20, seed=4)
+    assert sample(space, (1, 28, 28), 20, seed=4) != sample(space, (1, 28, 28), 20, seed=5)
+
+
+def test_sampling_covers_every_value_of_the_space():
+    specs = sample(SearchSpace(), (3, 32, 32), 600, seed=1)
+    conv_counts = Counter(count(spec, Conv) for spec in specs)
+    assert set(conv_counts) == set(range(1, 7))  # 1 conv: one block of one; 6 convs: three blocks of two
+    assert {count(spec, FC) for spec in specs} == {0, 1, 2}
+    assert {c.size for spec in specs for c in kinds(spec, Conv)} == {3, 5}
+    assert {c.features for spec in specs for c in kinds(spec, Conv)} == set(FEATURE_GRID)
+    assert {f.neurons for spec in specs for f in kinds(spec, FC)} == set(NEURON_GRID)
+    assert {p.kind for spec in specs for p in kinds(spec, Pool)} == {"max", "avg"}
+    assert {p.window for spec in specs for p in kinds(spec, Pool)} == {2, 3}
+    # features are drawn on a log scale: each grid value about as often as the others
+    features = Counter(spec.layers[0].features for spec in specs)
+    assert min(features.values()) > 600 / 9 / 2
+
+
+def test_pools_that_would_shrink_the_picture_below_1x1_are_dropped():
+    space = SearchSpace(blocks=(4, 4), pool_windows=(2,))
+    every_pool = space.decode(np.zeros(space.dimensions), (1, 8, 8))  # each block asks for a pool
+    assert count(every_pool, Pool) == 3  # 8 -> 4 -> 2 -> 1; the fourth is dropped
+    assert every_pool.shapes((1, 8, 8))[-1].spatial == (1, 1)
+    for spec in sample(space, (1, 8, 8), 200):
+        assert count(spec, Conv) >= 4 and count(spec, Pool) <= 3
+        assert min(spec.shapes((1, 8, 8))[-1].spatial, default=1) >= 1
+
+
+def test_video_pools_that_would_shrink_the_frames_below_one_are_dropped():
+    space = SearchSpace(blocks=(3, 3))
+    spec = space.decode(np.zeros(space.dimensions), (1, 2, 16, 16))  # two frames: one pool of 2 fits
+    assert count(spec, Pool) == 1
+    assert spec.shapes((1, 2, 16, 16))[-1].spatial == (1, 8, 8)
+    for spec in sample(space, (1, 2, 16, 16), 100):
+        spec.shapes((1, 2, 16, 16))
+
+
+def test_without_batchnorm_or_dropout_the_space_proposes_none():
+    for spec in sample(SearchSpace(batchnorm=False), (1, 8, 8), 100):
+        assert count(spec, BatchNorm) == 0
+    for spec in sample(SearchSpace(dropout=False), (1, 8, 8), 100):
+        assert count(spec, Dropout) == 0
+    specs = sample(SearchSpace(), (1, 8, 8), 100)  # the defaults do propose both
+    assert any(count(spec, BatchNorm) for spec in specs) and any(count(spec, Dropout) for spec in specs)
+
+
+def test_dropout_rates_stay_within_max_dropout():
+    for spec in sample(SearchSpace(max_dropout=0.2), (1, 8, 8), 100):
+        assert all(0 < d.p <= 0.2 for d in kinds(spec, Dropout))
+
+
+def test_a_max_dropout_just_below_one_gives_specs_that_survive_the_text_round_trip():
+    for spec in sample(SearchSpace(max_dropout=0.99), (1, 8, 8), 100):
+        assert Spec.parse(str(spec)) == spec
+
+
+# --- TOML and dicts -------------------------------------------------------------------------------------
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return path
+
+
+def test_from_toml_reads_a_space_table(tmp_path):
+    path = write(tmp_path, '[space]\nblocks = [2, 4]\nfeature_sizes = [3]\npool_kinds = ["max"]\nbatchnorm = false\n')
+    space = SearchSpace.from_toml(path)
+    assert space == SearchSpace(blocks=(2, 4), feature_sizes=(3,), pool_kinds=("max",), batchnorm=False)
+
+
+def test_from_toml_reads_top_level_keys(tmp_path):
+    path = write(tmp_path, "neurons = [32, 64]\nfc_layers = [1, 1]\nmax_dropout = 0.25\n")
+    assert SearchSpace.from_toml(str(path)) == SearchSpace(neurons=(32, 64), fc_layers=(1, 1), max_dropout=0.25)
+
+
+def test_an_unknown_key_is_named_with_the_file(tmp_path):
+    path = write(tmp_path, "[space]\nblocks = [1, 2]\nconv_layers = [1, 3]\n")
+    with pytest.raises(SwarmCNNError, match="unknown key 'conv_layers'") as error:
+        SearchSpace.from_toml(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("blocks = [3, 1]", "blocks"),
+        ("features = [0, 8]", "features"),
+        ('pool_kinds = ["min"]', "pool_kinds"),
+        ("max_dropout = 1.0", "max_dropout"),
+        ("fc_layers = [-1, 2]", "fc_layers"),
+        ("feature_sizes = []", "feature_sizes"),
+        ("pool_windows = [0, 2]", "pool_windows"),
+    ],
+)
+def test_an_invalid_value_is_named_by_its_field(tmp_path, line, field):
+    with pytest.raises(SwarmCNNError, match=f"'{field}'"):
+        SearchSpace.from_toml(write(tmp_path, f"[space]\n{line}\n"))
+
+
+def test_an_invalid_value_in_a_file_names_the_file(tmp_path):
+    path = write(tmp_path, "[space]\nblocks = [3, 1]\n")
+    with pytest.raises(SwarmCNNError, match="'blocks'") as error:
+        SearchSpace.from_toml(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("line", ["blocks = 3", "blocks = [1, 2, 3]", "feature_sizes = 3"])
+def test_a_malformed_value_is_named_by_its_field(tmp_path, line):
+    field = line.split()[0]
+    with pytest.raises(SwarmCNNError, match=f"'{field}'"):
+        SearchSpace.from_toml(write(tmp_path, f"[space]\n{line}\n"))
+
+
+def test_a_fractional_count_is_rejected_when_read(tmp_path):
+    with pytest.raises(SwarmCNNError, match="'blocks'"):
+        SearchSpace.from_toml(write(tmp_path, "[space]\nblocks = [1.5, 2]\n"))
+
+
+def test_a_missing_file_is_named(tmp_path):
+    path = tmp_path / "nowhere.toml"
+    with pytest.raises(SwarmCNNError, match="does not exist") as error:
+        SearchSpace.from_toml(path)
+    assert str(path) in str(error.value)
+
+
+def test_invalid_toml_is_named(tmp_path):
+    path = write(tmp_path, "[space\nblocks = [1, 2]\n")
+    with pytest.raises(SwarmCNNError, match="not valid TOML") as error:
+        SearchSpace.from_toml(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_directory_instead_of_a_file_is_named(tmp_path):
+    with pytest.raises(SwarmCNNError, match=re.escape(str(tmp_path))):
+        SearchSpace.from_toml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        SearchSpace(),
+        SearchSpace(blocks=(2, 5), feature_sizes=(3,), pool_kinds=("avg",), dropout=False, max_dropout=0.3),
+    ],
+    ids=["defaults", "custom"],
+)
+def test_to_dict_and_from_dict_round_trip(space):
+    assert SearchSpace.from_dict(space.to_dict()) == space
