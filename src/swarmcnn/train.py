@@ -231,23 +231,23 @@ def _train_epoch(model, x, y, normalization, config, optimizer, schedule, genera
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, flip: bool = False) -> torch.Tensor:
-    """Light augmentation on a whole batch: one random shift (zero-padded) and optional horizontal flips."""
+    """Light augmentation of a normalised batch: per-sample random shifts (zero-padded), optional flips.
+
+    One gather for the whole batch (as airbench's batch crops), no per-sample Python; video clips are
+    shifted as a whole, every frame alike.
+    """
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     if shift:
-        h, w = x.shape[-2:]
         pad = max(1, min(h, w) // 8)
-        dy, dx = (torch.randint(-pad, pad + 1, (2,), generator=generator)).tolist()
-        x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
-        if dy > 0:
-            x[..., :dy, :] = 0
-        elif dy < 0:
-            x[..., dy:, :] = 0
-        if dx > 0:
-            x[..., :, :dx] = 0
-        elif dx < 0:
-            x[..., :, dx:] = 0
+        planes = F.pad(x.reshape(n, -1, h, w), (pad, pad, pad, pad))
+        dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator).to(x.device)
+        rows = torch.arange(h, device=x.device) + dy  # (n, h): which padded row each output row reads
+        cols = torch.arange(w, device=x.device) + dx
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        x = planes[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).reshape(x.shape)
     if flip:
-        flipped = torch.rand(x.shape[0], generator=generator) < 0.5
-        x[flipped.to(x.device)] = x[flipped.to(x.device)].flip(-1)
+        flipped = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flipped.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
     return x
 
 

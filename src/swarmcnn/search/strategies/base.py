@@ -74,19 +74,20 @@ class Strategy(abc.ABC):
             "generation": self.generation,
             "rng": self.rng.bit_generator.state,
             "best_spec": str(self.best_spec) if self.best_spec is not None else None,
-            "best_score": _to_json_float(self.best_score),
+            "best_score": score_to_json(self.best_score),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.generation = state["generation"]
         self.rng.bit_generator.state = state["rng"]
         self.best_spec = Spec.parse(state["best_spec"]) if state["best_spec"] else None
-        self.best_score = _from_json_float(state["best_score"])
+        self.best_score = score_from_json(state["best_score"])
 
 
-def _to_json_float(value: float) -> float | None:
+def score_to_json(value: float) -> float | None:
+    """JSON has no -inf: the worst score is stored as null."""
     return None if value == WORST else float(value)
 
 
-def _from_json_float(value: float | None) -> float:
+def score_from_json(value: float | None) -> float:
     return WORST if value is None else float(value)

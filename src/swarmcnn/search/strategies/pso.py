@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmcnn.search.strategies.base import WORST, Candidate, Strategy
+from swarmcnn.search.strategies.base import WORST, Candidate, Strategy, score_from_json, score_to_json
 from swarmcnn.spec import Spec
 
 
@@ -109,10 +109,10 @@ class ParticleSwarm(Strategy):
             "position": self.position.tolist(),
             "velocity": self.velocity.tolist(),
             "best_position": self.best_position.tolist(),
-            "best_scores": [None if s == WORST else float(s) for s in self.best_scores],
+            "best_scores": [score_to_json(s) for s in self.best_scores],
             "stale": self.stale.tolist(),
             "global_position": None if self.global_position is None else self.global_position.tolist(),
-            "scored": {k: (None if v == WORST else v) for k, v in self.scored.items()},
+            "scored": {k: score_to_json(v) for k, v in self.scored.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -120,7 +120,7 @@ class ParticleSwarm(Strategy):
         self.position = np.array(state["position"])
         self.velocity = np.array(state["velocity"])
         self.best_position = np.array(state["best_position"])
-        self.best_scores = np.array([WORST if s is None else s for s in state["best_scores"]])
+        self.best_scores = np.array([score_from_json(s) for s in state["best_scores"]])
         self.stale = np.array(state["stale"], dtype=int)
         self.global_position = None if state["global_position"] is None else np.array(state["global_position"])
-        self.scored = {k: (WORST if v is None else v) for k, v in state["scored"].items()}
+        self.scored = {k: score_from_json(v) for k, v in state["scored"].items()}

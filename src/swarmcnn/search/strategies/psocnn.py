@@ -34,7 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from swarmcnn.search.strategies.base import WORST, Candidate, Strategy, _from_json_float, _to_json_float
+from swarmcnn.search.strategies.base import WORST, Candidate, Strategy, score_from_json, score_to_json
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Layer, Pool, ReLU, Spec, pool_geometry
 
 KEEP = "keep"  # the position keeps the particle's own layer
@@ -247,18 +247,18 @@ class PsoCNN(Strategy):
             **super().state_dict(),
             "positions": [_text(p) for p in self.positions],
             "pbest": [_text(p) for p in self.pbest],
-            "pbest_scores": [_to_json_float(s) for s in self.pbest_scores],
+            "pbest_scores": [score_to_json(s) for s in self.pbest_scores],
             "gbest": None if self.gbest is None else _text(self.gbest),
-            "gbest_score": _to_json_float(self.gbest_score),
+            "gbest_score": score_to_json(self.gbest_score),
         }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.positions = [_particle(text) for text in state["positions"]]
         self.pbest = [_particle(text) for text in state["pbest"]]
-        self.pbest_scores = [_from_json_float(s) for s in state["pbest_scores"]]
+        self.pbest_scores = [score_from_json(s) for s in state["pbest_scores"]]
         self.gbest = None if state["gbest"] is None else _particle(state["gbest"])
-        self.gbest_score = _from_json_float(state["gbest_score"])
+        self.gbest_score = score_from_json(state["gbest_score"])
 
 
 def _text(particle: Particle) -> str:
