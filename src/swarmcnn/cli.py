@@ -124,13 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="classify image files with a model",
-        description="Print the most probable classes of each file.",
+        help="classify image or video files with a model",
+        description="Print the most probable classes of each file: images for an image model; video files or "
+        "folders of frames for a video model (sampled to its frames and resized to its size, as in training).",
         epilog="example:\n  swarmcnn predict models/digits a.png b.png --top 3 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("model", metavar="MODEL_DIR", help="a model directory written by train or search")
-    predict.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...)")
+    predict.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="image files (PNG, JPEG, ...), or for a video model video files (MP4, AVI, MOV, MKV, WebM, ...) "
+        "or folders of frames",
+    )
     predict.add_argument("--top", type=int, default=1, metavar="K", help="how many classes to show per file (1)")
     predict.add_argument("--json", action="store_true", help="print a JSON list of {file, label, probability, top}")
     _add_runtime_options(predict)
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarmcnn: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a folder that cannot be written, a disk that is full
-        print(f"swarmcnn: error: {error.strerror or error}: '{error.filename}'", file=sys.stderr)
+        where = f": '{error.filename}'" if error.filename else ""
+        print(f"swarmcnn: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("swarmcnn: interrupted", file=sys.stderr)
@@ -394,9 +402,9 @@ def run_search(args: argparse.Namespace) -> int:
     reporter = None if args.quiet else RichSearchReporter()
     if args.resume:
         given = [
-            f"--{k.replace('_', '-')}"
+            "DATA" if k == "data" else f"--{k.replace('_', '-')}"
             for k, v in vars(args).items()
-            if k not in ("resume", "quiet", "threads", "command") and v not in (None, False)
+            if k not in ("resume", "quiet", "threads", "command") and v is not None and v is not False
         ]
         if given:
             raise SwarmCNNError(f"--resume continues with the run's own settings; drop {', '.join(given)}")

@@ -47,6 +47,8 @@ class TrainConfig:
             raise SwarmCNNError(f"train fraction must be in (0, 1], got {self.train_fraction}")
         if self.lr is not None and not self.lr > 0:
             raise SwarmCNNError(f"learning rate must be positive, got {self.lr}")
+        if self.max_seconds is not None and not self.max_seconds >= 0:
+            raise SwarmCNNError(f"time limit must not be negative, got {self.max_seconds}s")
 
     @property
     def learning_rate(self) -> float:

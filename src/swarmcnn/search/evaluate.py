@@ -38,6 +38,7 @@ class EvaluationConfig:
             raise SwarmCNNError(
                 f"candidate epochs and max params must be at least 1, got {self.epochs}, {self.max_params}"
             )
+        self.train_config()  # the training settings are checked here, not once per candidate
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -65,19 +66,7 @@ def evaluate_candidate(
     params = flops = None
 
     def failed(status: str, reason: str, epochs: int = 0) -> EvaluationRecord:
-        return EvaluationRecord(
-            str(spec),
-            status,
-            reason,
-            -math.inf,
-            None,
-            None,
-            params,
-            flops,
-            epochs,
-            time.perf_counter() - started,
-            worker,
-        )
+        return failure(spec, status, reason, time.perf_counter() - started, worker, params, flops, epochs)
 
     try:
         params, flops = spec.num_params(data.input_shape, classes), spec.flops(data.input_shape, classes)
@@ -110,6 +99,20 @@ def evaluate_candidate(
         time.perf_counter() - started,
         worker,
     )
+
+
+def failure(
+    spec: Spec | str,
+    status: str,
+    reason: str,
+    seconds: float = 0.0,
+    worker: str = "main",
+    params: int | None = None,
+    flops: int | None = None,
+    epochs: int = 0,
+) -> EvaluationRecord:
+    """The record of a candidate that gets the worst score, with its reason."""
+    return EvaluationRecord(str(spec), status, reason, -math.inf, None, None, params, flops, epochs, seconds, worker)
 
 
 def _first_line(error: BaseException) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from swarmcnn.data import DataConfig, Dataset, load_data
-from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate
+from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
@@ -43,23 +44,46 @@ class WorkerProcesses:
     """N processes, each loading the data once; results come back as they finish."""
 
     def __init__(self, workers: int, source: str, data_config: DataConfig, config: EvaluationConfig) -> None:
+        self.workers = workers
+        self.initargs = (source, data_config, config, max(1, available_cores() // workers))
+        self.pool = self._start_pool()
+
+    def _start_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        threads = max(1, available_cores() // workers)
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers,
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),  # fork after torch has started threads can hang
             initializer=_start_worker,
-            initargs=(source, data_config, config, threads),
+            initargs=self.initargs,
         )
 
     def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
-        futures = {self.pool.submit(_evaluate_in_worker, str(spec)): i for i, spec in enumerate(specs)}
-        pending = set(futures)
+        """As they finish; a candidate whose process dies (killed for memory, say) is recorded as failed.
+
+        A dead process breaks the whole pool, so the candidates it took down are retried one at a time in a
+        fresh pool: only the one that kills its process again is given up on.
+        """
+        broken = yield from self._run(list(range(len(specs))), specs)
+        for i in broken:
+            if (yield from self._run([i], specs)):  # alone, and it broke its process again
+                yield i, failure(specs[i], "failed", "its worker process died (out of memory?)", worker="pool")
+
+    def _run(self, indices: list[int], specs: list[Spec]):
+        """Yield (index, record) as they finish; return the indices lost to a broken pool (after restarting it)."""
+        futures = {self.pool.submit(_evaluate_in_worker, str(specs[i])): i for i in indices}
+        pending, broken = set(futures), []
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield futures[future], future.result()
+                try:
+                    yield futures[future], future.result()
+                except BrokenProcessPool:
+                    broken.append(futures[future])
+        if broken:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._start_pool()
+        return sorted(broken)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
