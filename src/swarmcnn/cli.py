@@ -55,6 +55,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="share held out for the final test, for sources without a test split (0.15)",
     )
     group.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
+    group.add_argument(
+        "--frames",
+        type=int,
+        metavar="T",
+        help="frames per video clip, evenly spaced over the clip (8); ignored for images",
+    )
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:

@@ -103,11 +103,6 @@ def test_splits_of_digits_do_not_overlap_and_cover_everything():
     assert len(together) == len(y) and set(together.tolist()) == set(range(len(y)))
 
 
-def test_moving_digits_is_not_available_yet():
-    with pytest.raises(DataError, match=r"built-in 'moving-digits' \(video\) is not available yet"):
-        load_data("moving-digits")
-
-
 def test_unknown_source_lists_the_builtins_and_suggests_a_close_one():
     with pytest.raises(DataError) as caught:
         load_data("digit")

@@ -1,13 +1,15 @@
 """Data sources -> in-memory train/val/test tensors.
 
-Every source (built-in, image folder, IDX folder, .npz) is read once into one uint8 array (float32
-for float .npz data) and split by index, so training batches are slices of a tensor, as in airbench.
-torch, sklearn and Pillow are imported only when data is loaded. A built-in name wins over a folder
-of the same name; write './digits' for the folder.
+Every source (built-in, image folder, video folder, IDX folder, .npz) is read once into one uint8
+array (float32 for float .npz data) and split by index, so training batches are slices of a tensor,
+as in airbench. Pictures are (N, C, H, W), video clips (N, C, T, H, W) sampled to DataConfig.frames
+frames (see swarmcnn.data.video). torch, sklearn, Pillow and PyAV are imported only when data is
+loaded. A built-in name wins over a folder of the same name; write './digits' for the folder.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15  # ignored for sources with their own test split (IDX)
     split_seed: int = 0  # the split is deterministic given this
+    frames: int = 8  # frames per video clip, evenly spaced over the clip (ignored for images)
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -47,11 +50,13 @@ class DataConfig:
         # sklearn's random_state takes 0..2**32-1
         if not isinstance(self.split_seed, numbers.Integral) or not 0 <= self.split_seed < 2**32:
             raise DataError(f"split_seed must be an integer in 0..{2**32 - 1}, got {self.split_seed!r}")
+        if not isinstance(self.frames, numbers.Integral) or isinstance(self.frames, bool) or self.frames < 1:
+            raise DataError(f"frames (per video clip) must be a positive integer, got {self.frames!r}")
 
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # uint8 (N, C, H, W), in memory, contiguous; float32 only for npz float data
+    x: torch.Tensor  # uint8 (N, C, H, W) or (N, C, T, H, W), in memory, contiguous; float32 only for npz float data
     y: torch.Tensor  # int64 (N,)
 
     def __len__(self) -> int:
@@ -64,12 +69,12 @@ class Dataset:
     val: Split
     test: Split
     class_names: tuple[str, ...]
-    input_shape: tuple[int, ...]  # (C, H, W) for images
+    input_shape: tuple[int, ...]  # (C, H, W) for images, (C, T, H, W) for video
     source: str  # as the user gave it: a built-in name or a path
 
 
 def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
-    """Read a built-in set, an IDX folder, an image folder or an .npz file and split it as config says."""
+    """Read a built-in set, an IDX folder, an image or video folder or an .npz file and split it as config says."""
     source = str(source)
     pool, own_test = _read(source, config)
     _check_two_classes(pool, source)
@@ -89,14 +94,19 @@ def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
 
 
 def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """One image file -> uint8 (C, H, W) matching input_shape (converted to L or RGB, resized).
-
-    Used by `predict`.
+    """One input for `predict`, uint8 and shaped as input_shape: an image file for (C, H, W); a video
+    file or a folder of frames for (C, T, H, W), sampled, converted and resized as the data sources do.
     """
     import torch
 
-    from swarmcnn.data.images import load_image_file as load
+    from swarmcnn.data.video import VIDEO_EXTENSIONS
 
+    if len(input_shape) == 4:
+        from swarmcnn.data.video import load_clip_file as load
+    elif Path(path).suffix.lower() in VIDEO_EXTENSIONS:
+        raise DataError(f"'{path}' is a video but the model takes images of shape {tuple(input_shape)} (C, H, W)")
+    else:
+        from swarmcnn.data.images import load_image_file as load
     return torch.from_numpy(load(path, input_shape))
 
 
@@ -105,7 +115,7 @@ def _read(source: str, config: DataConfig) -> tuple[Arrays, Arrays | None]:
     if source in BUILTIN:
         from swarmcnn.data.builtin import load_builtin
 
-        return load_builtin(source, config.image_size), None
+        return load_builtin(source, config.image_size, config.frames), None
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
@@ -119,11 +129,13 @@ def _read(source: str, config: DataConfig) -> tuple[Arrays, Arrays | None]:
 
 
 def _read_path(path: Path, config: DataConfig) -> tuple[Arrays, Arrays | None]:
-    from swarmcnn.data import idx, images, npz
+    from swarmcnn.data import idx, images, npz, video
 
     if path.is_dir():
         if idx.is_idx_folder(path):
             return idx.load_folder(path)
+        if video.folder_kind(path) == "videos":
+            return video.load_folder(path, config.image_size, config.frames), None
         return images.load_folder(path, config.image_size), None
     if path.suffix.lower() == ".npz":
         return npz.load_npz(path), None
@@ -139,14 +151,17 @@ def _split_indices(
 
 
 def _resized(arrays: Arrays, size: tuple[int, int]) -> Arrays:
-    """All pictures at size (H, W) in one tensor operation; antialiased bilinear, as Pillow's BILINEAR."""
-    if tuple(arrays.x.shape[2:]) == size:
+    """All pictures (or video frames) at size (H, W) in one tensor operation; antialiased bilinear, as Pillow's."""
+    if tuple(arrays.x.shape[-2:]) == size:
         return arrays
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.require(arrays.x, requirements=("C", "W"))).float()
+    lead = x.shape[:-2]  # (N, C) or (N, C, T): channels and frames are resized alike
+    x = x.reshape(lead[0], math.prod(lead[1:]), *x.shape[-2:])
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    x = x.reshape(*lead, *size)
     if arrays.x.dtype == np.uint8:
         x = x.round().clamp(0, 255).to(torch.uint8)
     return Arrays(np.ascontiguousarray(x.numpy()), arrays.y, arrays.class_names)

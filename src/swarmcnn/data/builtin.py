@@ -11,16 +11,21 @@ BUILTIN = ("digits", "shapes", "moving-digits")
 SHAPES_COUNT = 1200
 SHAPES_SIZE = (16, 16)
 SHAPES_SEED = 20240501  # fixed: the pictures never change; only the split follows DataConfig.split_seed
+MOVING_DIGITS_COUNT = 1200
+MOVING_DIGITS_SIZE = (16, 16)
+MOVING_DIGITS_SEED = 20240502  # fixed, as for shapes
+DIRECTIONS = ("up", "down", "left", "right")
+_STEPS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # (rows, columns) per frame at speed 1, per direction
 
 
-def load_builtin(name: str, image_size: tuple[int, int] | None) -> Arrays:
-    """A built-in set by name; shapes is drawn at image_size, the others are resized later by the caller."""
+def load_builtin(name: str, image_size: tuple[int, int] | None, frames: int = 8) -> Arrays:
+    """A built-in set by name; shapes and moving-digits are drawn at image_size, digits is resized by the caller."""
     if name == "digits":
         return digits()
     if name == "shapes":
         return shapes(image_size or SHAPES_SIZE)
     if name == "moving-digits":
-        raise DataError("built-in 'moving-digits' (video) is not available yet in this version")
+        return moving_digits(image_size or MOVING_DIGITS_SIZE, frames)
     raise DataError(f"unknown built-in data set '{name}'; choose one of {', '.join(BUILTIN)}")
 
 
@@ -74,3 +79,34 @@ def _cross(dy: np.ndarray, dx: np.ndarray, radius: np.ndarray) -> np.ndarray:
     to_a = np.hypot(across_a, np.maximum(np.abs(along_a) - half, 0))
     to_b = np.hypot(along_a, np.maximum(np.abs(across_a) - half, 0))
     return np.minimum(to_a, to_b)
+
+
+def moving_digits(
+    size: tuple[int, int] = MOVING_DIGITS_SIZE, frames: int = 8, count: int = MOVING_DIGITS_COUNT
+) -> Arrays:
+    """Clips (N, 1, T, H, W) of an 8x8 digit gliding 1 or 2 pixels per frame; the label is the direction.
+
+    The canvas wraps around and the start is uniform over it, so each frame on its own has the same
+    distribution whatever the label (a random digit at a random place): only motion tells the class.
+    """
+    height, width = size
+    if min(size) < 8:
+        raise DataError(f"built-in 'moving-digits' needs an image size of at least 8x8, got {height}x{width}")
+    if frames < 2:
+        raise DataError(f"built-in 'moving-digits' needs at least 2 frames to show motion, got {frames}")
+    rng = np.random.default_rng(MOVING_DIGITS_SEED)
+    y = rng.permutation(np.arange(count) % len(DIRECTIONS)).astype(np.int64)  # balanced, in random order
+    pictures = digits().x[:, 0]
+    canvas = np.zeros((count, height, width))
+    brightness = rng.uniform(0.6, 1.0, count)[:, None, None]
+    canvas[:, :8, :8] = pictures[rng.integers(0, len(pictures), count)] * brightness
+    start = rng.integers(0, (height, width), (count, 2))
+    speed = rng.integers(1, 3, count)
+    # where the canvas's corner is at each frame: (N, T, 2); frame t is the canvas rolled by that much
+    corner = start[:, None] + np.arange(frames)[None, :, None] * (speed[:, None] * _STEPS[y])[:, None]
+    rows = (np.arange(height)[None, None] - corner[..., :1]) % height  # (N, T, H)
+    cols = (np.arange(width)[None, None] - corner[..., 1:]) % width  # (N, T, W)
+    clips = canvas[np.arange(count)[:, None, None, None], rows[..., None], cols[:, :, None, :]]
+    clips += rng.normal(0, 20, clips.shape)
+    x = np.clip(np.round(clips), 0, 255).astype(np.uint8)[:, None]
+    return Arrays(np.ascontiguousarray(x), y, DIRECTIONS)

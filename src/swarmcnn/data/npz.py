@@ -1,4 +1,13 @@
-"""NumPy .npz files with arrays x (pictures), y (integer labels) and optionally classes (names)."""
+"""NumPy .npz files with arrays x (pictures or clips), y (integer labels), optionally classes (names) and layout.
+
+How x is read (N samples, T frames, C channels last):
+    layout given ('NHW', 'NHWC', 'NTHW' or 'NTHWC', a string saved as np.savez(..., layout="NTHW")): as it says
+    3-D: images (N, H, W)
+    4-D: images (N, H, W, C) when the last axis is 1 or 3, else gray video (N, T, H, W)
+    5-D: video (N, T, H, W, C)
+C must be 1 or 3. A gray video whose width is 1 or 3 reads as images unless layout says 'NTHW'.
+Images become (N, C, H, W), clips (N, C, T, H, W).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +20,14 @@ import numpy as np
 from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
 
+LAYOUTS = ("NHW", "NHWC", "NTHW", "NTHWC")
+
 
 def load_npz(path: Path) -> Arrays:
-    """x as (N, C, H, W): uint8 when the values fit 0..255 as integers, float32 otherwise."""
+    """x as (N, C, H, W) or (N, C, T, H, W): uint8 when the values fit 0..255 as integers, float32 otherwise."""
     fields = _read_fields(path)
-    x, y = _pictures(path, fields["x"]), _labels(path, fields["y"])
+    layout = _layout(path, fields.get("layout"), fields["x"].shape)
+    x, y = _pictures(path, fields["x"], layout), _labels(path, fields["y"])
     if len(x) != len(y):
         raise DataError(f"npz file '{path}': field 'x' has {len(x)} samples but field 'y' has {len(y)} labels")
     if len(x) == 0:
@@ -47,7 +59,7 @@ def _fields(path: Path, archive: object) -> dict[str, np.ndarray]:
     if missing:
         found = ", ".join(f"'{name}'" for name in archive.files) or "none"
         raise DataError(f"npz file '{path}' has no field '{missing[0]}' (found: {found})")
-    return {name: _field(path, archive, name) for name in ("x", "y", "classes") if name in archive.files}
+    return {name: _field(path, archive, name) for name in ("x", "y", "classes", "layout") if name in archive.files}
 
 
 def _field(path: Path, archive: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
@@ -61,16 +73,37 @@ def _field(path: Path, archive: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
         raise DataError(f"npz file '{path}' field '{name}' is corrupt: {error}") from None
 
 
-def _pictures(path: Path, x: np.ndarray) -> np.ndarray:
-    """(N, H, W) or channels-last (N, H, W, C) as (N, C, H, W), in the narrowest faithful dtype."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[3] in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
+def _layout(path: Path, given: np.ndarray | None, shape: tuple[int, ...]) -> str:
+    """The layout of x: as field 'layout' says, else implied by its shape (see the module docstring)."""
+    if given is None:
+        implied = {3: "NHW", 4: "NHWC" if shape[-1:] in ((1,), (3,)) else "NTHW", 5: "NTHWC"}
+        if len(shape) not in implied:
+            raise DataError(
+                f"npz file '{path}' field 'x' has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1 or 3, "
+                "(N, T, H, W) or (N, T, H, W, C)"
+            )
+        return implied[len(shape)]
+    text = given.item() if given.ndim == 0 and given.dtype.kind in "US" else None
+    text = text.decode(errors="replace") if isinstance(text, bytes) else text
+    if text not in LAYOUTS:
+        shown = repr(text) if text is not None else f"an array of shape {given.shape} and dtype {given.dtype}"
+        raise DataError(f"npz file '{path}' field 'layout' is {shown}; expected one of {', '.join(LAYOUTS)}")
+    if len(text) != len(shape):
+        raise DataError(f"npz file '{path}' field 'layout' is '{text}' but field 'x' has shape {shape}")
+    return text
+
+
+def _pictures(path: Path, x: np.ndarray, layout: str) -> np.ndarray:
+    """x in the given layout as channels-first (N, C, H, W) or (N, C, T, H, W), in the narrowest faithful dtype."""
+    if layout.endswith("C"):
+        if x.shape[-1] not in (1, 3):
+            raise DataError(
+                f"npz file '{path}' field 'x' has shape {x.shape}, read as {layout}: C must be 1 or 3, "
+                f"got {x.shape[-1]}"
+            )
+        x = np.moveaxis(x, -1, 1)
     else:
-        raise DataError(
-            f"npz file '{path}' field 'x' has shape {x.shape}; expected (N, H, W) or (N, H, W, C) with C 1 or 3"
-        )
+        x = x[:, None]
     if x.dtype.kind in "biu":
         in_byte_range = x.size == 0 or (x.min() >= 0 and x.max() <= 255)
         # integers beyond a byte (16-bit pictures) keep their values as float32 rather than being clipped

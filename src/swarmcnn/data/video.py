@@ -1,0 +1,194 @@
+"""Video clips: a folder with one sub-folder per class holding video files or frame folders.
+
+    folder/<class>/<clip>.mp4      a video file (.mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg), decoded with PyAV
+    folder/<class>/<clip>/*.png    a folder of frames (any image type Pillow reads), in natural name order
+
+Every clip becomes exactly `frames` frames, evenly spaced by frame index: frame i is the one in the
+middle of the i-th of `frames` equal parts of the clip, so a 16-frame clip sampled to 8 keeps frames
+1, 3, ..., 15 and a moving thing keeps a constant speed. A clip shorter than that repeats its frames
+evenly (4 frames to 8: 0 0 1 1 2 2 3 3). Timestamps are ignored. As for image folders, the set is
+grayscale unless some clip has colour, and frames are resized (Pillow's bilinear) to image_size,
+which is required when clips differ in frame size. GIFs stay images. PyAV is imported only here,
+when a video file is read (pip install 'swarmcnn[video]').
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from swarmcnn.data.images import EXTENSIONS as IMAGE_EXTENSIONS
+from swarmcnn.data.images import class_folders, open_image, to_array
+from swarmcnn.data.splits import Arrays
+from swarmcnn.errors import DataError
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
+# lossy codecs store pictures as YUV; gray ones decode with channels equal or within a few levels
+GRAY_TOLERANCE = 4
+
+
+def folder_kind(folder: Path) -> str:
+    """'videos' when the class folders hold video files or frame folders, else 'images'; a mix is refused."""
+    image = video = clip_folder = None
+    for class_folder in class_folders(folder):
+        for path in sorted(class_folder.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                clip_folder = clip_folder or path
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                image = image or path
+            elif path.suffix.lower() in VIDEO_EXTENSIONS:
+                video = video or path
+    if image and video:
+        raise DataError(
+            f"folder '{folder}' mixes image files ('{image}') and video files ('{video}'); keep one kind per data set"
+        )
+    return "videos" if video or (clip_folder and not image) else "images"
+
+
+def load_folder(folder: Path, image_size: tuple[int, int] | None, frames: int) -> Arrays:
+    """Every clip under folder/<class>/ as one uint8 array (N, C, T, H, W), T = frames."""
+    classes = class_folders(folder)
+    clips: list[np.ndarray] = []
+    labels: list[int] = []
+    first: tuple[Path, tuple[int, int]] | None = None
+    for label, class_folder in enumerate(classes):
+        for path in clip_paths(class_folder):
+            clip = read_clip(path, frames, image_size)
+            first = first or (path, clip.shape[1:3])
+            if clip.shape[1:3] != first[1]:
+                raise _size_mismatch(first, (path, clip.shape[1:3]))
+            clips.append(clip)
+            labels.append(label)
+    if any(c.ndim == 4 for c in clips):  # one colour clip makes the set RGB, as for image folders
+        clips = [c if c.ndim == 4 else np.repeat(c[..., None], 3, axis=3) for c in clips]
+    x = np.stack(clips)
+    x = x[:, None] if x.ndim == 4 else x.transpose(0, 4, 1, 2, 3)
+    return Arrays(np.ascontiguousarray(x), np.asarray(labels, dtype=np.int64), tuple(c.name for c in classes))
+
+
+def clip_paths(class_folder: Path) -> list[Path]:
+    """The visible video files and frame folders directly inside one class folder, in name order."""
+    paths = sorted(
+        p
+        for p in class_folder.iterdir()
+        if not p.name.startswith(".") and (p.is_dir() or (p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()))
+    )
+    if not paths:
+        raise DataError(
+            f"class folder '{class_folder}' holds no videos ({', '.join(VIDEO_EXTENSIONS)}) or frame folders"
+        )
+    return paths
+
+
+def read_clip(path: Path, frames: int, size: tuple[int, int] | None) -> np.ndarray:
+    """One clip as uint8 (T, H, W) if gray or (T, H, W, 3), sampled to T = frames and resized to size (H, W)."""
+    if path.is_dir():
+        return _read_frame_folder(path, frames, size)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise DataError(
+            f"cannot read '{path}' as a video: expected a video file ({', '.join(VIDEO_EXTENSIONS)}) "
+            "or a folder of frames"
+        )
+    return _read_video(path, frames, size)
+
+
+def load_clip_file(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """One video file or frame folder as uint8 (C, T, H, W) for a model that takes input_shape, C being 1 or 3."""
+    if len(input_shape) != 4 or input_shape[0] not in (1, 3):
+        raise DataError(f"cannot feed a video to a model with input shape {tuple(input_shape)}: need (1 or 3, T, H, W)")
+    channels, frames, height, width = input_shape
+    clip = read_clip(Path(path), frames, (height, width))
+    if channels == 1 and clip.ndim == 4:
+        clip = _gray(clip)
+    elif channels == 3 and clip.ndim == 3:
+        clip = np.repeat(clip[..., None], 3, axis=3)
+    return np.ascontiguousarray(clip[None] if channels == 1 else clip.transpose(3, 0, 1, 2))
+
+
+def sample_indices(count: int, frames: int) -> np.ndarray:
+    """Which of count frames to keep: the middle of each of `frames` equal parts (integer arithmetic, exact)."""
+    return (2 * np.arange(frames) + 1) * count // (2 * frames)
+
+
+def _read_video(path: Path, frames: int, size: tuple[int, int] | None) -> np.ndarray:
+    av = _pyav(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"cannot read video '{path}': it has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            # every frame is decoded (the container's frame count is often missing or wrong) but
+            # resized at once, so a long clip holds many small pictures, not many large ones
+            pictures = [to_array(frame.to_image(), size) for frame in container.decode(stream)]
+    except FileNotFoundError:
+        raise DataError(f"cannot read video '{path}': no such file") from None
+    except (av.FFmpegError, OSError, ValueError, EOFError) as error:
+        reason = "corrupt metadata" if isinstance(error, UnicodeDecodeError) else _reason(error)
+        raise DataError(f"cannot read video '{path}': {reason}") from None
+    if not pictures:
+        raise DataError(f"cannot read video '{path}': it holds no frames")
+    clip = _stacked([pictures[i] for i in sample_indices(len(pictures), frames)], path)
+    spread = clip.max(axis=3).astype(np.int16) - clip.min(axis=3)
+    return _gray(clip) if spread.max(initial=0) <= GRAY_TOLERANCE else clip
+
+
+def _read_frame_folder(path: Path, frames: int, size: tuple[int, int] | None) -> np.ndarray:
+    files = sorted(
+        (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        key=_natural,
+    )
+    if not files:
+        raise DataError(f"clip folder '{path}' holds no frames ({', '.join(IMAGE_EXTENSIONS)})")
+    pictures = [to_array(open_image(files[i]), size) for i in sample_indices(len(files), frames)]
+    if any(p.ndim == 3 for p in pictures):
+        pictures = [p if p.ndim == 3 else np.repeat(p[:, :, None], 3, axis=2) for p in pictures]
+    return _stacked(pictures, path)
+
+
+def _pyav(path: Path):
+    try:
+        import av
+    except ImportError:
+        raise DataError(f"cannot read video '{path}': PyAV is not installed; pip install 'swarmcnn[video]'") from None
+    return av
+
+
+def _stacked(pictures: list[np.ndarray], path: Path) -> np.ndarray:
+    shapes = {p.shape[:2] for p in pictures}
+    if len(shapes) > 1:
+        (ha, wa), (hb, wb) = sorted(shapes)[:2]
+        raise DataError(
+            f"frames of '{path}' differ in size ({ha}x{wa} and {hb}x{wb}, HxW); "
+            "pass an image size to resize them all (--image-size HxW)"
+        )
+    return np.stack(pictures)
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """Luma with Pillow's own integer weights, so gray video frames match gray image files."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def _natural(path: Path) -> list:
+    """'frame2' before 'frame10'; zero-padded names sort the same either way."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's own words without the path it repeats, on one line."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
+
+
+def _size_mismatch(first: tuple[Path, tuple[int, int]], other: tuple[Path, tuple[int, int]]) -> DataError:
+    (path_a, (ha, wa)), (path_b, (hb, wb)) = first, other
+    return DataError(
+        f"videos differ in frame size: '{path_a}' is {ha}x{wa} but '{path_b}' is {hb}x{wb} (HxW); "
+        "pass an image size to resize them all (--image-size HxW)"
+    )
