@@ -99,6 +99,14 @@ def test_augment_keeps_shape_and_moves_pixels():
     assert not torch.equal(out, x)
 
 
+def test_shifted_stored_pictures_bring_in_black_and_keep_their_pixels():
+    x = torch.full((64, 1, 16, 16), 200, dtype=torch.uint8)
+    out = augment(x, torch.Generator().manual_seed(0), shift=True)
+    assert out.dtype == torch.uint8
+    assert set(out.unique().tolist()) == {0, 200}  # the border is black, the picture unchanged
+    assert (out == 0).flatten(1).any(1).float().mean() > 0.5  # most of the batch moved
+
+
 def test_evaluation_confusion_matrix_counts_every_image(digits):
     model, normalization, _ = _train(digits, "conv4x3 relu fc8", epochs=1)
     result = evaluate(model, digits.test, normalization)

@@ -212,9 +212,10 @@ def _train_epoch(model, x, y, normalization, config, optimizer, schedule, genera
         index = order[start : start + config.batch_size]
         if len(index) < 2:  # batch norm cannot train on a single sample
             continue
-        inputs = normalization(x[index])
-        if config.augment or config.flip:
-            inputs = augment(inputs, generator, shift=config.augment, flip=config.flip)
+        batch = x[index]
+        if config.augment or config.flip:  # on stored values, so a shift brings in black (0), not the mean
+            batch = augment(batch, generator, shift=config.augment, flip=config.flip)
+        inputs = normalization(batch)
         targets = y[index]
         logits = model(inputs)
         loss = F.cross_entropy(logits, targets)
@@ -233,7 +234,9 @@ def _train_epoch(model, x, y, normalization, config, optimizer, schedule, genera
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, flip: bool = False) -> torch.Tensor:
-    """Light augmentation of a normalised batch: per-sample random shifts (zero-padded), optional flips.
+    """Light augmentation of a stored batch (uint8 or float): per-sample random shifts, optional flips.
+
+    Shifts pad with zeros, the black of stored pictures (in normalised units the border would be grey).
 
     One gather for the whole batch (as airbench's batch crops), no per-sample Python; video clips are
     shifted as a whole, every frame alike.

@@ -6,7 +6,6 @@ and every spec it asks again that the journal already scored is told from the jo
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,15 +13,16 @@ from pathlib import Path
 import torch
 
 from swarmcnn.checkpoint import TrainedModel
-from swarmcnn.data import DataConfig, Dataset, Split, load_data
+from swarmcnn.data import DataConfig, load_data
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
+from swarmcnn.search.final import epoch_seconds, epochs_within, train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, TrainConfig, TrainReporter, build_seeded, evaluate, fit
+from swarmcnn.train import Normalization, TrainReporter
 
 DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count: about two minutes on digits, 2 CPU cores
 BEST_DIR = "best"
@@ -211,14 +211,11 @@ class Search:
         return self._evaluations_left() == 0 or (seconds_left is not None and seconds_left <= 0)
 
     def _final_seconds_estimate(self) -> float:
-        """Time the final training of today's best would take: its seconds per epoch, scaled to train+val."""
+        """Time the final training of today's best would take."""
         best = self.best()
-        if best is None or not best.epochs:
+        if best is None:
             return 0.0
-        scale = (len(self.data.train) + len(self.data.val)) / (
-            len(self.data.train) * self.config.evaluation.train_fraction
-        )
-        return best.seconds / best.epochs * scale * self.config.final_epochs
+        return epoch_seconds(best, self.data, self.config.evaluation) * self.config.final_epochs
 
     # -- final model ---------------------------------------------------------------------------------
 
@@ -229,62 +226,39 @@ class Search:
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
                 f"{self.run_dir}' for their reasons"
             )
-        spec = Spec.parse(best.spec)
-        epochs = self._final_epochs(best)
-        data = _train_plus_val(self.data)
-        normalization = Normalization.of(data.train.x)
-        model = build_seeded(spec, data.input_shape, len(data.class_names), self.config.seed)
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=self.config.evaluation.batch_size,
-            lr=self.config.evaluation.lr,
-            patience=None,
-            seed=self.config.seed,
-        )
-        result = fit(model, data, normalization, config, reporter=self.reporter.final_training(best.spec, epochs))
-        test = evaluate(model, data.test, normalization)
+        per_epoch = epoch_seconds(best, self.data, self.config.evaluation)
+        seconds_left = None if self.config.budget_seconds is None else self.config.budget_seconds - self._elapsed()
+        epochs = epochs_within(self.config.final_epochs, per_epoch, seconds_left)
+        spec, reporter = Spec.parse(best.spec), self.reporter.final_training(best.spec, epochs)
+        final = train_final(spec, self.data, self.config.evaluation, epochs, self.config.seed, reporter)
         metrics = {
-            "status": result.status,
-            "reason": result.reason,
-            "epochs": len(result.epochs),
+            "status": final.result.status,
+            "reason": final.result.reason,
+            "epochs": len(final.result.epochs),
             "val_accuracy": best.val_accuracy,
-            "test_accuracy": test.accuracy,
-            "test_loss": test.loss,
-            "train_seconds": result.seconds,
+            "test_accuracy": final.test.accuracy,
+            "test_loss": final.test.loss,
+            "train_seconds": final.result.seconds,
             "search_evaluations": len(self.known),
         }
         trained = TrainedModel(
-            model.cpu(),
+            final.model.cpu(),
             spec,
-            data.input_shape,
-            data.class_names,
-            normalization,
+            final.data.input_shape,
+            final.data.class_names,
+            final.normalization,
             metrics=metrics,
             data={"source": self.config.source, **asdict(self.config.data)},
-            training=asdict(config),
+            training=asdict(final.config),
         )
         trained.save(self.run_dir / BEST_DIR)
-        final = {
+        summary = {
             "best_spec": best.spec,
             "best_val_accuracy": best.val_accuracy,
-            "test_accuracy": test.accuracy,
+            "test_accuracy": final.test.accuracy,
             "final_epochs": epochs,
-            "final_status": result.status,
-            "final_seconds": result.seconds,
+            "final_status": final.result.status,
+            "final_seconds": final.result.seconds,
         }
-        self.journal.put("final", final)
-        return final
-
-    def _final_epochs(self, best: EvaluationRecord) -> int:
-        """As many as configured, fewer when a wall-clock budget would not hold them."""
-        if self.config.budget_seconds is None or not best.epochs:
-            return self.config.final_epochs
-        per_epoch = self._final_seconds_estimate() / self.config.final_epochs
-        left = self.config.budget_seconds - self._elapsed()
-        return max(1, min(self.config.final_epochs, math.floor(left / max(per_epoch, 1e-9))))
-
-
-def _train_plus_val(data: Dataset) -> Dataset:
-    """The final model learns from everything but the test split (the search already chose it on val)."""
-    train = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    return replace(data, train=train)
+        self.journal.put("final", summary)
+        return summary

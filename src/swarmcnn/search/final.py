@@ -1,0 +1,78 @@
+"""The end of a search: the chosen spec trained longer on train+val, then tested once on the test split.
+
+Kept apart from the loop so that anything that picks a spec (the loop, or a benchmark's baseline that runs
+no swarm) gets exactly the same final training and the same budget rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from swarmcnn.data import Dataset, Split
+from swarmcnn.search.evaluate import EvaluationConfig
+from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.spec import Spec
+from swarmcnn.train import (
+    Evaluation,
+    Normalization,
+    TrainConfig,
+    TrainReporter,
+    TrainResult,
+    build_seeded,
+    evaluate,
+    fit,
+)
+
+
+@dataclass
+class FinalModel:
+    """The trained network with what it needs to be saved, and how training and the test went."""
+
+    model: nn.Module
+    data: Dataset  # train+val as its training split
+    normalization: Normalization
+    config: TrainConfig
+    result: TrainResult
+    test: Evaluation
+
+
+def train_plus_val(data: Dataset) -> Dataset:
+    """The final model learns from everything but the test split (the search already chose it on val)."""
+    train = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    return replace(data, train=train)
+
+
+def epoch_seconds(record: EvaluationRecord, data: Dataset, evaluation: EvaluationConfig) -> float:
+    """How long one final epoch of a scored candidate takes: its seconds per epoch, scaled to train+val."""
+    if not record.epochs:
+        return 0.0
+    scale = (len(data.train) + len(data.val)) / (len(data.train) * evaluation.train_fraction)
+    return record.seconds / record.epochs * scale
+
+
+def epochs_within(wanted: int, per_epoch: float, seconds_left: float | None) -> int:
+    """As many epochs as wanted, fewer when a wall-clock budget would not hold them, never none."""
+    if seconds_left is None or per_epoch <= 0:
+        return wanted
+    return max(1, min(wanted, math.floor(seconds_left / per_epoch)))
+
+
+def train_final(
+    spec: Spec,
+    data: Dataset,
+    evaluation: EvaluationConfig,
+    epochs: int,
+    seed: int,
+    reporter: TrainReporter | None = None,
+) -> FinalModel:
+    """Train spec on train+val with the candidates' batch size and learning rate, then test it once."""
+    whole = train_plus_val(data)
+    normalization = Normalization.of(whole.train.x)
+    model = build_seeded(spec, whole.input_shape, len(whole.class_names), seed)
+    config = TrainConfig(epochs=epochs, batch_size=evaluation.batch_size, lr=evaluation.lr, patience=None, seed=seed)
+    result = fit(model, whole, normalization, config, reporter=reporter)
+    return FinalModel(model, whole, normalization, config, result, evaluate(model, whole.test, normalization))
