@@ -1,6 +1,8 @@
 """Training images/s of swarmcnn's `fit` against a plain hand-written PyTorch loop, side by side.
 
-What is measured, for two networks (LeNet-5 style and a wider conv net with batch norm):
+What is measured, for two image networks (LeNet-5 style and a wider conv net with batch norm, 28x28 input)
+and one video network (the 3-D CNN of the video acceptance check, on built-in moving-digits: clips of
+8 frames of 16x16; "images/s" then counts clips):
 
 - plain: what a competent PyTorch user writes: the training split pre-normalised to float once,
   `torch.randperm` per epoch, index slices, forward, `F.cross_entropy`, `zero_grad(set_to_none=True)`,
@@ -39,10 +41,15 @@ from swarmcnn.data import DataConfig, Dataset, Split, load_data
 from swarmcnn.spec import Spec, parse
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, fit
 
-MNIST = Path("/work/shared/datasets/mnist-5k")  # real digits when present (never copied into the project)
-NETWORKS = {
-    "lenet5": "conv6x5 relu maxpool2 conv16x5 relu maxpool2 fc120 relu fc84 relu",
-    "wide": "conv32x3 bn relu conv32x3 bn relu maxpool2 conv64x3 bn relu conv64x3 bn relu maxpool2 fc256 relu",
+# real digits when present, beside the project as in a checkout of this workplace (never copied into it)
+MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "mnist-5k"
+NETWORKS = {  # name: (spec, data: "images" or "video")
+    "lenet5": ("conv6x5 relu maxpool2 conv16x5 relu maxpool2 fc120 relu fc84 relu", "images"),
+    "wide": (
+        "conv32x3 bn relu conv32x3 bn relu maxpool2 conv64x3 bn relu conv64x3 bn relu maxpool2 fc256 relu",
+        "images",
+    ),
+    "video3d": ("conv16x3 relu maxpool2 conv32x3 relu maxpool2 fc64 relu", "video"),
 }
 SEED = 0
 BATCH_SIZE = 64  # TrainConfig's default: the batch size users train with
@@ -68,15 +75,20 @@ class Run:
         return None if self.train_seconds is None else self.images / self.train_seconds
 
 
-def load(quick: bool) -> tuple[Dataset, str]:
-    """The MNIST subset when present, else the built-in shapes at 28x28; --quick keeps a few hundred images."""
-    if MNIST.is_dir():
+def load(kind: str, quick: bool) -> tuple[Dataset, str]:
+    """Images: the MNIST subset when present, else the built-in shapes at 28x28. Video: built-in moving-digits.
+
+    --quick keeps a few hundred samples.
+    """
+    if kind == "video":
+        data, label = load_data("moving-digits"), "moving-digits (built-in, 8 frames of 16x16)"
+    elif MNIST.is_dir():
         data, label = load_data(str(MNIST)), f"mnist-5k ({MNIST})"
     else:
         data, label = load_data("shapes", DataConfig(image_size=(28, 28))), "shapes (built-in, 28x28; mnist-5k absent)"
     if quick:
         data = head(data, QUICK_TRAIN, QUICK_VAL)
-    return data, f"{label}: {len(data.train)} train / {len(data.val)} val images, {len(data.class_names)} classes"
+    return data, f"{label}: {len(data.train)} train / {len(data.val)} val samples, {len(data.class_names)} classes"
 
 
 def head(data: Dataset, train: int, val: int) -> Dataset:
@@ -143,7 +155,7 @@ def time_fit(spec: Spec, data: Dataset, normalization: Normalization, config: Tr
     return Run(seconds, len(result.epochs) * n, result.epochs[-1].val_accuracy, train_seconds)
 
 
-def benchmark(name: str, text: str, data: Dataset, epochs: int, repeats: int) -> dict:
+def benchmark(name: str, text: str, data: Dataset, data_label: str, epochs: int, repeats: int) -> dict:
     """Warm up both sides on a short epoch, then alternate plain and fit `repeats` times."""
     spec = parse(text)
     normalization = Normalization.of(data.train.x)
@@ -164,6 +176,7 @@ def benchmark(name: str, text: str, data: Dataset, epochs: int, repeats: int) ->
     return {
         "network": name,
         "spec": text,
+        "data": data_label,
         "train_gflop_per_image": train_gflop,
         "images_per_second": {side: statistics.median(values) for side, values in rates.items()},
         "images_per_second_runs": rates,
@@ -183,7 +196,7 @@ LABELS = {"plain": "plain loop", "fit": "fit, whole call", "fit_train_pass": "fi
 LEGEND = (
     "plain loop: hand-written PyTorch loop on pre-normalised floats. fit, whole call: wall clock around "
     "swarmcnn's fit (per-epoch validation and best-weights copy included). fit, train pass: the "
-    "images/s fit records in EpochStats for its training passes alone. spread: (max - min) / median "
+    "images (clips) per second fit records in EpochStats for its training passes alone. spread: (max - min) / median "
     "over the runs. val acc: after the last epoch."
 )
 
@@ -200,14 +213,17 @@ def print_table(report: dict) -> None:
     if not console.is_terminal:  # piped into a file or a README: do not wrap at 80 columns
         console.width = 120
     settings = report["settings"]
-    console.print(f"data: {report['data']}")
+    for label in dict.fromkeys(result["data"] for result in report["results"]):
+        console.print(f"data: {label}")
     console.print(
         f"torch {report['torch']} on {report['machine']}; {settings['threads']} threads, "
         f"batch {settings['batch_size']}, {settings['epochs']} epochs, "
         f"median of {settings['repeats']} alternating runs per loop"
     )
     console.print(f"float32 matmul peak: {report['matmul_peak_gflops']:.1f} GFLOP/s (torch.mm 2048x2048)")
-    table = Table("network", "loop", "images/s", "spread", "x plain", "GFLOP/s", "% of peak", "val acc")
+    if (share := report["other_processes_cpu_share"]) is not None:
+        console.print(f"CPU used by other processes during the run: {100 * share:.0f}% of the machine's cores")
+    table = Table("network", "loop", "samples/s", "spread", "x plain", "GFLOP/s", "% of peak", "val acc")
     for result in report["results"]:
         for side, label in LABELS.items():
             accuracy = result["val_accuracy"].get(side)
@@ -224,6 +240,30 @@ def print_table(report: dict) -> None:
         table.add_section()
     console.print(table)
     console.print(LEGEND)
+
+
+def busy_cpu_seconds() -> float | None:
+    """Non-idle CPU time of the whole machine so far (Linux /proc/stat); None elsewhere."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def other_cpu_share(machine_before: float | None, own_before: float, seconds: float) -> float | None:
+    """Share of all cores that other processes used while we ran: the noise every figure here carries."""
+    machine_now = busy_cpu_seconds()
+    if machine_before is None or machine_now is None:
+        return None
+    others = (machine_now - machine_before) - (process_cpu_seconds() - own_before)
+    return max(0.0, others / (seconds * (os.cpu_count() or 1)))
 
 
 def available_cores() -> int:
@@ -248,18 +288,19 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)  # a benchmark process: the thread count is its one global setting
-    data, data_label = load(args.quick)
+    data = {kind: load(kind, args.quick) for kind in dict.fromkeys(kind for _, kind in NETWORKS.values())}
+    machine_before, own_before, started = busy_cpu_seconds(), process_cpu_seconds(), time.perf_counter()
     peak = matmul_peak(seconds=0.2 if args.quick else 1.0)
-    results = [benchmark(name, text, data, args.epochs, args.repeats) for name, text in NETWORKS.items()]
+    results = [benchmark(name, text, *data[kind], args.epochs, args.repeats) for name, (text, kind) in NETWORKS.items()]
     for result in results:
         summarise(result, peak)
     report = {
         "benchmark": "train_throughput",
-        "data": data_label,
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {available_cores()} CPU cores",
         "settings": {"threads": args.threads, "batch_size": BATCH_SIZE, "epochs": args.epochs, "repeats": args.repeats},
         "matmul_peak_gflops": peak,
+        "other_processes_cpu_share": other_cpu_share(machine_before, own_before, time.perf_counter() - started),
         "results": results,
     }
     if args.json:
