@@ -182,6 +182,18 @@ def _add_search_parser(commands) -> None:
     search.add_argument("--train-fraction", type=float, help="share of the training split per candidate (1.0)")
     search.add_argument("--final-epochs", type=int, help="training epochs of the best spec at the end (30)")
     search.add_argument(
+        "--augment",
+        action="store_true",
+        default=None,
+        help="random shifts of up to 1/8 of the picture in the final training",
+    )
+    search.add_argument(
+        "--flip",
+        action="store_true",
+        default=None,
+        help="random horizontal flips in the final training (not for digits)",
+    )
+    search.add_argument(
         "--objective",
         choices=("accuracy", "accuracy-params"),
         help="accuracy, or accuracy minus 0.01 per decade of parameters (accuracy)",
@@ -430,7 +442,7 @@ def run_search(args: argparse.Namespace) -> int:
             source=args.data,
             **{
                 k: v
-                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs")
+                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "augment", "flip")
                 if (v := getattr(args, k)) is not None
             },
             budget_seconds=args.budget,

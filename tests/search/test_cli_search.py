@@ -117,6 +117,14 @@ def test_search_with_live_display_ends_with_the_best_spec_and_test_accuracy(spac
     assert "best spec" in out and "test accuracy" in out and "after 2 evaluations" in out
 
 
+def test_augment_and_flip_are_used_by_the_final_training(space, tmp_path):
+    out = tmp_path / "run"
+    assert main(_search_args(space, out, 2, "--augment", "--flip", "--quiet")) == 0
+    training = json.loads((out / "best" / "model.json").read_text())["training"]
+    assert training["augment"] is True and training["flip"] is True
+    assert main(["search", "--resume", str(out), "--augment"]) == 2  # the run keeps its own settings
+
+
 def test_interrupted_search_exits_130_and_resume_completes_the_budget(space, tmp_path, capsys, monkeypatch):
     real, calls = executors_module.evaluate_candidate, []
 

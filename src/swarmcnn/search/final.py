@@ -67,12 +67,22 @@ def train_final(
     evaluation: EvaluationConfig,
     epochs: int,
     seed: int,
+    augment: bool = False,
+    flip: bool = False,
     reporter: TrainReporter | None = None,
 ) -> FinalModel:
     """Train spec on train+val with the candidates' batch size and learning rate, then test it once."""
     whole = train_plus_val(data)
     normalization = Normalization.of(whole.train.x)
     model = build_seeded(spec, whole.input_shape, len(whole.class_names), seed)
-    config = TrainConfig(epochs=epochs, batch_size=evaluation.batch_size, lr=evaluation.lr, patience=None, seed=seed)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=evaluation.batch_size,
+        lr=evaluation.lr,
+        patience=None,
+        augment=augment,
+        flip=flip,
+        seed=seed,
+    )
     result = fit(model, whole, normalization, config, reporter=reporter)
     return FinalModel(model, whole, normalization, config, result, evaluate(model, whole.test, normalization))

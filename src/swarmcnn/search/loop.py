@@ -38,6 +38,8 @@ class SearchConfig:
     workers: int = 1
     seed: int = 0
     final_epochs: int = 30
+    augment: bool = False  # random shifts in the final training (candidates train without, to rank quickly)
+    flip: bool = False  # random horizontal flips in the final training
     space: SearchSpace = field(default_factory=SearchSpace)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -230,7 +232,16 @@ class Search:
         seconds_left = None if self.config.budget_seconds is None else self.config.budget_seconds - self._elapsed()
         epochs = epochs_within(self.config.final_epochs, per_epoch, seconds_left)
         spec, reporter = Spec.parse(best.spec), self.reporter.final_training(best.spec, epochs)
-        final = train_final(spec, self.data, self.config.evaluation, epochs, self.config.seed, reporter)
+        final = train_final(
+            spec,
+            self.data,
+            self.config.evaluation,
+            epochs,
+            self.config.seed,
+            self.config.augment,
+            self.config.flip,
+            reporter,
+        )
         metrics = {
             "status": final.result.status,
             "reason": final.result.reason,
