@@ -1,12 +1,11 @@
 """The end of a search: the chosen spec trained longer on train+val, then tested once on the test split.
 
 Kept apart from the loop so that anything that picks a spec (the loop, or a benchmark's baseline that runs
-no swarm) gets exactly the same final training and the same budget rule.
+no swarm) gets exactly the same final training.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -14,7 +13,6 @@ from torch import nn
 
 from swarmcnn.data import Dataset, Split
 from swarmcnn.search.evaluate import EvaluationConfig
-from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import (
     Evaluation,
@@ -46,21 +44,6 @@ def train_plus_val(data: Dataset) -> Dataset:
     return replace(data, train=train)
 
 
-def epoch_seconds(record: EvaluationRecord, data: Dataset, evaluation: EvaluationConfig) -> float:
-    """How long one final epoch of a scored candidate takes: its seconds per epoch, scaled to train+val."""
-    if not record.epochs:
-        return 0.0
-    scale = (len(data.train) + len(data.val)) / (len(data.train) * evaluation.train_fraction)
-    return record.seconds / record.epochs * scale
-
-
-def epochs_within(wanted: int, per_epoch: float, seconds_left: float | None) -> int:
-    """As many epochs as wanted, fewer when a wall-clock budget would not hold them, never none."""
-    if seconds_left is None or per_epoch <= 0:
-        return wanted
-    return max(1, min(wanted, math.floor(seconds_left / per_epoch)))
-
-
 def train_final(
     spec: Spec,
     data: Dataset,
@@ -70,6 +53,7 @@ def train_final(
     augment: bool = False,
     flip: bool = False,
     reporter: TrainReporter | None = None,
+    max_seconds: float | None = None,
 ) -> FinalModel:
     """Train spec on train+val with the candidates' batch size and learning rate, then test it once."""
     whole = train_plus_val(data)
@@ -83,6 +67,7 @@ def train_final(
         augment=augment,
         flip=flip,
         seed=seed,
+        max_seconds=None if max_seconds is None else max(0.0, max_seconds),
     )
     result = fit(model, whole, normalization, config, reporter=reporter)
     return FinalModel(model, whole, normalization, config, result, evaluate(model, whole.test, normalization))

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY,           -- order of completion
     generation INTEGER NOT NULL,
     spec TEXT NOT NULL UNIQUE,        -- identical specs are scored once
-    status TEXT NOT NULL,             -- ok, diverged, too-large, time-limit, failed
+    status TEXT NOT NULL,             -- ok, diverged, too-large, too-slow, time-limit, out-of-memory, failed
     reason TEXT NOT NULL,
     score REAL,                       -- NULL: the worst score (a failed candidate)
     val_accuracy REAL,

@@ -6,6 +6,7 @@ and every spec it asks again that the journal already scored is told from the jo
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -13,11 +14,12 @@ from pathlib import Path
 import torch
 
 from swarmcnn.checkpoint import TrainedModel
-from swarmcnn.data import DataConfig, load_data
+from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.budget import candidate_seconds_limit, epoch_seconds, final_plan, too_slow
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
-from swarmcnn.search.final import epoch_seconds, epochs_within, train_final
+from swarmcnn.search.final import train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
@@ -107,11 +109,22 @@ class SearchReporter:
 class Search:
     """One run directory: journal, strategy and data, from a first start or a resume."""
 
-    def __init__(self, run_dir: Path, config: SearchConfig, journal: Journal, reporter: SearchReporter) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        config: SearchConfig,
+        journal: Journal,
+        reporter: SearchReporter,
+        data: Dataset | None = None,
+    ) -> None:
         self.run_dir, self.config, self.journal = Path(run_dir), config, journal
         self.reporter = reporter
-        self.data = load_data(config.source, config.data)
+        self.data = data or load_data(config.source, config.data)
         self.normalization = Normalization.of(self.data.train.x)
+        self.evaluation = config.evaluation
+        if config.budget_seconds is not None and config.evaluation.max_seconds is None:
+            limit = candidate_seconds_limit(config.budget_seconds, config.final_epochs, self.data, config.evaluation)
+            self.evaluation = replace(config.evaluation, max_seconds=limit)
         self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
         state = journal.last_state()
         if state is not None:
@@ -127,8 +140,8 @@ class Search:
             raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "journal.sqlite").exists():
             raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
-        load_data(config.source, config.data)  # bad data fails before a journal is written
-        return cls(run_dir, config, Journal.create(run_dir, config.to_dict()), reporter or SearchReporter())
+        data = load_data(config.source, config.data)  # bad data fails before a journal is written
+        return cls(run_dir, config, Journal.create(run_dir, config.to_dict()), reporter or SearchReporter(), data)
 
     @classmethod
     def resume(cls, run_dir: str | Path, reporter: SearchReporter | None = None) -> Search:
@@ -166,8 +179,11 @@ class Search:
             candidates = self.strategy.ask()
             texts = [str(c.spec) for c in candidates]
             new = list(dict.fromkeys(t for t in texts if t not in self.known))[: self._evaluations_left()]
-            for index, record in executor.map([Spec.parse(t) for t in new]):
-                origin = next(c.origin for c in candidates if str(c.spec) == new[index])
+            skipped = [record for record in map(self._too_slow, new) if record is not None]
+            to_train = [t for t in new if t not in {r.spec for r in skipped}]
+            trained = ((to_train[i], record) for i, record in executor.map([Spec.parse(t) for t in to_train]))
+            for text, record in itertools.chain(((r.spec, r) for r in skipped), trained):
+                origin = next(c.origin for c in candidates if str(c.spec) == text)
                 record = replace(record, generation=self.strategy.generation, origin=origin)
                 self.journal.record(record)
                 self.known[record.spec] = record
@@ -186,8 +202,11 @@ class Search:
     def _executor(self):
         if self.config.workers == 1:
             torch.set_num_threads(max(1, min(torch.get_num_threads(), available_cores())))
-            return InProcess(self.data, self.normalization, self.config.evaluation)
-        return WorkerProcesses(self.config.workers, self.config.source, self.config.data, self.config.evaluation)
+            return InProcess(self.data, self.normalization, self.evaluation)
+        return WorkerProcesses(self.config.workers, self.config.source, self.config.data, self.evaluation)
+
+    def _too_slow(self, text: str) -> EvaluationRecord | None:
+        return too_slow(Spec.parse(text), self.data, self.evaluation.max_seconds, self.known.values())
 
     def best(self) -> EvaluationRecord | None:
         scored = [r for r in self.known.values() if r.ok]
@@ -228,9 +247,10 @@ class Search:
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
                 f"{self.run_dir}' for their reasons"
             )
-        per_epoch = epoch_seconds(best, self.data, self.config.evaluation)
         seconds_left = None if self.config.budget_seconds is None else self.config.budget_seconds - self._elapsed()
-        epochs = epochs_within(self.config.final_epochs, per_epoch, seconds_left)
+        epochs, max_seconds = final_plan(
+            best, self.data, self.config.evaluation, self.config.final_epochs, seconds_left
+        )
         spec, reporter = Spec.parse(best.spec), self.reporter.final_training(best.spec, epochs)
         final = train_final(
             spec,
@@ -241,6 +261,7 @@ class Search:
             self.config.augment,
             self.config.flip,
             reporter,
+            max_seconds=max_seconds,
         )
         metrics = {
             "status": final.result.status,
