@@ -471,10 +471,10 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     for table in run_tables(summary):
         stdout.print(table)
-    test = summary["test_accuracy"]
+    val, test = summary["best_val_accuracy"], summary["test_accuracy"]
     stdout.print(
         f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations, "
-        f"{summary['status']}; best {summary['best_spec']} (val {summary['best_val_accuracy']}), "
+        f"{summary['status']}; best {summary['best_spec']} (val {'-' if val is None else f'{val:.4f}'}), "
         f"test accuracy {'-' if test is None else f'{test:.4f}'}"
     )
     return 0
