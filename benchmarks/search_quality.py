@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from swarmcnn.data import DataConfig, Dataset, load_data
-from swarmcnn.search.budget import candidate_seconds_limit, epoch_seconds, final_plan, too_slow
+from swarmcnn.search.budget import candidate_seconds_limit, choose_final, epoch_seconds, final_plan, too_slow
 from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate
 from swarmcnn.search.executors import available_cores
 from swarmcnn.search.final import train_final
@@ -140,7 +140,7 @@ def run_strategy(name: str, setting: Setting, run_dir: Path) -> Outcome:
     search.journal.close()
     seconds = time.perf_counter() - started
     journal = Journal.open(run_dir)
-    final_epochs, trained = journal.get("final")["final_epochs"], trained_count(journal.evaluations())
+    final_epochs, trained = journal.get("final")["final_epochs_trained"], trained_count(journal.evaluations())
     journal.close()
     data = search.data
     params = Spec.parse(summary.best_spec).num_params(data.input_shape, len(data.class_names))
@@ -164,14 +164,16 @@ def run_tpe(setting: Setting) -> Outcome:
     space = SearchSpace()
     scored: dict[str, EvaluationRecord] = {}  # the loop's rule: identical specs are trained once
     clock = time.perf_counter()  # Search's budget clock also starts once the data is loaded
-    limit = candidate_seconds_limit(setting.budget, setting.final_epochs, data, setting.evaluation)
-    evaluation = replace(setting.evaluation, max_seconds=limit)  # Search's limit for a budgeted run
+    evaluation = setting.evaluation
+    if evaluation.max_seconds is None:  # Search's limit for a budgeted run
+        limit = candidate_seconds_limit(setting.budget, setting.final_epochs, data, evaluation)
+        evaluation = replace(evaluation, max_seconds=limit)
 
     def objective(trial) -> float:
         position = np.array([trial.suggest_float(f"u{i}", 0.0, 1.0) for i in range(space.dimensions)])
         spec = space.decode(position, data.input_shape)
         if str(spec) not in scored:
-            skipped = too_slow(spec, data, limit, scored.values())
+            skipped = too_slow(spec, data, evaluation.max_seconds, scored.values())
             scored[str(spec)] = skipped or evaluate_candidate(spec, data, normalization, evaluation)
         score = scored[str(spec)].score
         return score if math.isfinite(score) else 0.0  # a failed candidate: the worst accuracy there is
@@ -183,8 +185,10 @@ def run_tpe(setting: Setting) -> Outcome:
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=setting.seed))
     study.optimize(objective, callbacks=[stop_at_budget])
-    best = best_of(scored)
-    test_accuracy, epochs = finish(best, data, setting, time.perf_counter() - clock)
+    elapsed = time.perf_counter() - clock
+    left = setting.budget - elapsed
+    best = choose_final(scored.values(), data, setting.evaluation, setting.final_epochs, left)
+    test_accuracy, epochs = finish(best, data, setting, elapsed)
     counts = len(scored), trained_count(scored.values())
     return _final_outcome(TPE, setting, best, data, test_accuracy, epochs, counts, started)
 
@@ -216,14 +220,16 @@ def final_seconds(best: EvaluationRecord | None, data: Dataset, setting: Setting
 
 
 def finish(best: EvaluationRecord | None, data: Dataset, setting: Setting, elapsed: float) -> tuple[float, int]:
-    """Search's final training of `best` within what is left of the budget; returns test accuracy and epochs."""
+    """Search's final training of `best` within what is left of the budget; returns test accuracy and the
+    epochs it trained."""
     if best is None:
         raise SystemExit(f"{setting.dataset} seed {setting.seed}: no candidate trained successfully")
     epochs, max_seconds = final_plan(best, data, setting.evaluation, setting.final_epochs, setting.budget - elapsed)
     final = train_final(
-        Spec.parse(best.spec), data, setting.evaluation, epochs, setting.seed, setting.augment, max_seconds=max_seconds
+        Spec.parse(best.spec), data, setting.evaluation, epochs, setting.seed, augment=setting.augment,
+        max_seconds=max_seconds,
     )
-    return final.test.accuracy, epochs
+    return final.test.accuracy, len(final.result.epochs)
 
 
 def _final_outcome(method, setting, best, data, test_accuracy, epochs, counts, started) -> Outcome:

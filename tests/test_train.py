@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from swarmcnn.data import Dataset, Split
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.spec import parse
-from swarmcnn.train import Normalization, TrainConfig, augment, build_seeded, evaluate, fit
+from swarmcnn.train import Normalization, TrainConfig, TrainReporter, augment, build_seeded, evaluate, fit
 
 REFERENCE = "conv32x3 bn relu maxpool2 fc64 relu"
 
@@ -119,3 +120,18 @@ def test_evaluation_confusion_matrix_counts_every_image(digits):
 def test_bad_training_settings_are_refused(bad):
     with pytest.raises(SwarmCNNError):
         TrainConfig(**bad)
+
+
+def test_training_without_a_validation_split_runs_every_epoch_and_keeps_the_last_weights(digits):
+    empty_val = dataclasses.replace(digits, val=Split(digits.val.x[:0], digits.val.y[:0]))
+    model = build_seeded(parse("conv4x3 relu fc8"), digits.input_shape, 10, seed=0)
+
+    class LastWeights(TrainReporter):
+        def epoch_end(self, stats) -> None:
+            self.state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    last = LastWeights()
+    result = fit(model, empty_val, Normalization.of(digits.train.x), TrainConfig(epochs=3, patience=1), last)
+    assert result.status == "completed" and len(result.epochs) == 3
+    assert all(math.isnan(stats.val_accuracy) for stats in result.epochs)
+    assert all(torch.equal(v, last.state[k]) for k, v in model.state_dict().items())

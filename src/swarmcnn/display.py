@@ -5,6 +5,7 @@ Progress goes to stderr so that `--json` output on stdout stays machine-readable
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console
@@ -54,7 +55,7 @@ class RichTrainReporter(TrainReporter):
             self.task,
             completed=stats.epoch * self.batches,
             loss=stats.train_loss,
-            val_acc=f"{stats.val_accuracy:.4f}",
+            val_acc="-" if math.isnan(stats.val_accuracy) else f"{stats.val_accuracy:.4f}",
             speed=f"{stats.images_per_second:,.0f} img/s",
         )
 

@@ -150,7 +150,11 @@ def fit(
     config: TrainConfig = TrainConfig(),
     reporter: TrainReporter | None = None,
 ) -> TrainResult:
-    """Train by backpropagation; the model ends with its best weights by validation loss."""
+    """Train by backpropagation; the model ends with its best weights by validation loss.
+
+    With an empty validation split (a final training on train+val) every epoch is kept and the model ends
+    with its last weights: there is nothing to validate on and no reason to stop early.
+    """
     reporter = reporter or TrainReporter()
     device = torch.device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
@@ -178,14 +182,15 @@ def fit(
             if not math.isfinite(train_loss) or train_loss > limit:
                 result.status, result.reason = "diverged", f"training loss {train_loss:.3g} at epoch {epoch}"
                 break
-            val = evaluate(model, data.val, normalization, device=device)
-            stats = EpochStats(epoch, train_loss, correct / max(seen, 1), val.loss, val.accuracy, seen / seconds)
+            val = evaluate(model, data.val, normalization, device=device) if len(data.val) else None
+            val_loss, val_accuracy = (val.loss, val.accuracy) if val else (math.nan, math.nan)
+            stats = EpochStats(epoch, train_loss, correct / max(seen, 1), val_loss, val_accuracy, seen / seconds)
             result.epochs.append(stats)
             reporter.epoch_end(stats)
-            if val.loss < result.best_val_loss:
+            if val is not None and val.loss < result.best_val_loss:
                 result.best_val_loss, result.best_val_accuracy = val.loss, val.accuracy
                 best_state, since_best = copy.deepcopy(model.state_dict()), 0
-            else:
+            elif val is not None:
                 since_best += 1
             if config.patience is not None and since_best >= config.patience and epoch < config.epochs:
                 result.status = "early-stopped"

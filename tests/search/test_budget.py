@@ -6,10 +6,13 @@ import pytest
 
 from swarmcnn.search.budget import (
     FINAL_SHARE,
+    TOO_SLOW_MARGIN,
     candidate_seconds_limit,
+    choose_final,
     epoch_seconds,
     epochs_within,
     predicted_seconds,
+    too_slow,
 )
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
@@ -20,8 +23,8 @@ from swarmcnn.spec import Spec
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 
 
-def _record(spec: str, seconds: float, flops: int, epochs: int = 2) -> EvaluationRecord:
-    return EvaluationRecord(spec, "ok", "trained", 0.9, 0.9, 0.3, 1000, flops, epochs, seconds)
+def _record(spec: str, seconds: float, flops: int, epochs: int = 2, score: float = 0.9) -> EvaluationRecord:
+    return EvaluationRecord(spec, "ok", "trained", score, score, 0.3, 1000, flops, epochs, seconds)
 
 
 @pytest.mark.parametrize("train_fraction", [1.0, 0.25])
@@ -79,3 +82,24 @@ def test_candidate_too_slow_even_at_the_fastest_rate_is_recorded_without_trainin
     record = search._too_slow(big)
     assert record.status == "too-slow" and record.seconds == 0 and record.score == float("-inf")
     assert "over the 5s limit" in record.reason and record.flops > 100 * flops
+
+
+def test_candidate_predicted_just_over_the_limit_is_still_tried(digits):
+    small = Spec.parse("conv8x3 relu")
+    flops = small.flops(digits.input_shape, 10)
+    seen = [_record(str(small), 1.0, flops)]
+    assert too_slow(small, digits, 0.9, seen) is None  # 1s predicted, within the margin of 0.9s
+    assert too_slow(small, digits, 1.0 / (TOO_SLOW_MARGIN + 0.1), seen).status == "too-slow"
+
+
+def test_final_choice_is_the_best_unless_it_would_get_under_half_its_epochs(digits):
+    evaluation = EvaluationConfig(epochs=2)
+    fast = _record("conv8x3 relu", 1.0, 1000, score=0.95)
+    slow = _record("conv64x3 relu", 40.0, 1000, score=0.97)  # best, about 27s per final epoch
+    worst = _record("conv4x3 relu", 0.5, 1000, score=0.90)
+    records = [fast, slow, worst]
+    assert choose_final(records, digits, evaluation, 30, None) is slow  # no budget: the best
+    assert choose_final(records, digits, evaluation, 30, 10_000) is slow  # it fits
+    assert choose_final(records, digits, evaluation, 30, 100) is fast  # slow would get 3 of 30 epochs
+    assert choose_final(records, digits, evaluation, 30, 1) is slow  # nothing fits: the best after all
+    assert choose_final([failure("conv8x3 relu", "failed", "x")], digits, evaluation, 30, 100) is None

@@ -1,12 +1,13 @@
 """How a wall-clock budget is shared between the search and the final training.
 
-Three rules, from the one fact the search measures about every candidate: how long it took to train.
+Four rules, from the one fact the search measures about every candidate: how long it took to train.
 - The final training of the best spec must fit in what is left, so its epochs are estimated from the
-  candidate's own seconds per epoch (`epoch_seconds`, `epochs_within`).
+  candidate's own seconds per epoch (`epoch_seconds`, `final_plan`); a best found so late that it would
+  get less than half its epochs gives way to the best that fits (`choose_final`).
 - A candidate whose final training alone would need more than FINAL_SHARE of the budget cannot be trained
   properly within it: it is stopped once it has trained for `candidate_seconds_limit`.
 - A candidate that could not finish in that limit even at the fastest rate (seconds per FLOP) seen so far
-  is not trained at all (`predicted_seconds`): on a laptop CPU, one oversized network would otherwise
+  by a margin is not trained at all (`too_slow`): on a laptop CPU, one oversized network would otherwise
   take a whole share of the budget to be found too slow.
 """
 
@@ -24,6 +25,9 @@ FINAL_SHARE = 0.5  # of a wall-clock budget: the most the final training of one 
 # A final epoch takes longer than a candidate's epoch scaled to train+val (augmentation, a validation pass
 # over a larger split): 12% longer on mnist-5k with --augment. Estimates carry this margin.
 FINAL_SLACK = 1.15
+# A prediction from FLOPs takes the fastest rate seen, which small, overhead-bound networks overstate:
+# only a candidate predicted this far over the limit is refused untrained; the others are tried and stopped.
+TOO_SLOW_MARGIN = 1.5
 
 
 def epoch_seconds(record: EvaluationRecord, data: Dataset, evaluation: EvaluationConfig) -> float:
@@ -53,6 +57,26 @@ def final_plan(
     return epochs_within(wanted, per_epoch, seconds_left), limit
 
 
+def choose_final(
+    records: Iterable[EvaluationRecord],
+    data: Dataset,
+    evaluation: EvaluationConfig,
+    wanted: int,
+    seconds_left: float | None,
+) -> EvaluationRecord | None:
+    """The best-scoring candidate whose final training gets at least half its epochs in the time left.
+
+    The search stops when the best so far would no longer fit, but a slow candidate that wins at the very
+    end may not fit at all: rather than train it for an epoch or two, take the best that can be trained.
+    Without a budget, or when none fits, simply the best.
+    """
+    ranked = sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)
+    if not ranked or seconds_left is None:
+        return ranked[0] if ranked else None
+    fitting = (r for r in ranked if epoch_seconds(r, data, evaluation) * wanted / 2 <= seconds_left)
+    return next(fitting, ranked[0])
+
+
 def candidate_seconds_limit(
     budget_seconds: float, final_epochs: int, data: Dataset, evaluation: EvaluationConfig
 ) -> float:
@@ -73,7 +97,7 @@ def too_slow(
     """The record of a candidate that cannot train within max_seconds even at the fastest rate seen, else None."""
     flops = spec.flops(data.input_shape, len(data.class_names))
     seconds = predicted_seconds(flops, records)
-    if max_seconds is None or seconds is None or seconds <= max_seconds:
+    if max_seconds is None or seconds is None or seconds <= TOO_SLOW_MARGIN * max_seconds:
         return None
     reason = f"{flops:,} FLOPs would take at least {seconds:.0f}s to train, over the {max_seconds:.0f}s limit"
     params = spec.num_params(data.input_shape, len(data.class_names))

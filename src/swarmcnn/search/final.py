@@ -39,9 +39,12 @@ class FinalModel:
 
 
 def train_plus_val(data: Dataset) -> Dataset:
-    """The final model learns from everything but the test split (the search already chose it on val)."""
+    """The final model learns from everything but the test split (the search already chose it on val).
+
+    Its validation split is empty: the validation images are training images now.
+    """
     train = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    return replace(data, train=train)
+    return replace(data, train=train, val=Split(data.val.x[:0], data.val.y[:0]))
 
 
 def train_final(

@@ -16,7 +16,7 @@ import torch
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search.budget import candidate_seconds_limit, epoch_seconds, final_plan, too_slow
+from swarmcnn.search.budget import candidate_seconds_limit, choose_final, epoch_seconds, final_plan, too_slow
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
 from swarmcnn.search.final import train_final
@@ -180,12 +180,14 @@ class Search:
             texts = [str(c.spec) for c in candidates]
             new = list(dict.fromkeys(t for t in texts if t not in self.known))[: self._evaluations_left()]
             skipped = [record for record in map(self._too_slow, new) if record is not None]
-            to_train = [t for t in new if t not in {r.spec for r in skipped}]
+            skipped_specs = {r.spec for r in skipped}
+            to_train = [t for t in new if t not in skipped_specs]
             trained = ((to_train[i], record) for i, record in executor.map([Spec.parse(t) for t in to_train]))
             for text, record in itertools.chain(((r.spec, r) for r in skipped), trained):
                 origin = next(c.origin for c in candidates if str(c.spec) == text)
                 record = replace(record, generation=self.strategy.generation, origin=origin)
                 self.journal.record(record)
+                self.journal.put("search_seconds", self._elapsed())  # a kill loses no time already spent
                 self.known[record.spec] = record
                 self.reporter.evaluated(
                     record, self.best(), len(self.known), self.strategy.generation, self._seconds_left()
@@ -241,16 +243,16 @@ class Search:
     # -- final model ---------------------------------------------------------------------------------
 
     def _final_training(self) -> dict:
-        best = self.best()
+        budget = self.config.budget_seconds
+        seconds_left = None if budget is None else budget - self._elapsed()
+        evaluation, wanted = self.config.evaluation, self.config.final_epochs
+        best = choose_final(self.known.values(), self.data, evaluation, wanted, seconds_left)
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
                 f"{self.run_dir}' for their reasons"
             )
-        seconds_left = None if self.config.budget_seconds is None else self.config.budget_seconds - self._elapsed()
-        epochs, max_seconds = final_plan(
-            best, self.data, self.config.evaluation, self.config.final_epochs, seconds_left
-        )
+        epochs, max_seconds = final_plan(best, self.data, evaluation, wanted, seconds_left)
         spec, reporter = Spec.parse(best.spec), self.reporter.final_training(best.spec, epochs)
         final = train_final(
             spec,
@@ -258,9 +260,9 @@ class Search:
             self.config.evaluation,
             epochs,
             self.config.seed,
-            self.config.augment,
-            self.config.flip,
-            reporter,
+            augment=self.config.augment,
+            flip=self.config.flip,
+            reporter=reporter,
             max_seconds=max_seconds,
         )
         metrics = {
@@ -289,6 +291,7 @@ class Search:
             "best_val_accuracy": best.val_accuracy,
             "test_accuracy": final.test.accuracy,
             "final_epochs": epochs,
+            "final_epochs_trained": len(final.result.epochs),
             "final_status": final.result.status,
             "final_seconds": final.result.seconds,
         }
