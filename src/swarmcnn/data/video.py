@@ -115,6 +115,23 @@ def sample_indices(count: int, frames: int) -> np.ndarray:
 
 
 def _read_video(path: Path, frames: int, size: tuple[int, int] | None) -> np.ndarray:
+    # Only the sampled frames are converted and kept, so a long full-resolution clip costs decoding time,
+    # not memory. The container's frame count says which ones; where it is missing or proves wrong once
+    # decoded, a second pass keeps every frame and samples from the true count.
+    stated, count, kept = _decode(path, size, lambda count: set(sample_indices(count, frames).tolist()))
+    if not stated or count != stated:
+        _, count, kept = _decode(path, size, None)
+    if not count:
+        raise DataError(f"cannot read video '{path}': it holds no frames")
+    clip = _stacked([kept[i] for i in sample_indices(count, frames)], path)
+    spread = clip.max(axis=3).astype(np.int16) - clip.min(axis=3)
+    return _gray(clip) if spread.max(initial=0) <= GRAY_TOLERANCE else clip
+
+
+def _decode(path: Path, size: tuple[int, int] | None, wanted) -> tuple[int, int, dict]:
+    """Decode the first video stream: (the container's stated frame count or 0, frames decoded, the kept
+    pictures by index, resized as they are decoded). wanted(stated count) gives the indices to keep; None
+    keeps every frame."""
     av = _pyav(path)
     try:
         with av.open(str(path)) as container:
@@ -122,19 +139,20 @@ def _read_video(path: Path, frames: int, size: tuple[int, int] | None) -> np.nda
                 raise DataError(f"cannot read video '{path}': it has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            # every frame is decoded (the container's frame count is often missing or wrong) but
-            # resized at once, so a long clip holds many small pictures, not many large ones
-            pictures = [to_array(frame.to_image(), size) for frame in container.decode(stream)]
+            stated = max(int(stream.frames or 0), 0)
+            keep = wanted(stated) if wanted is not None and stated else None
+            if wanted is not None and keep is None:
+                return stated, 0, {}  # no count to sample by: the caller decodes every frame
+            kept, count = {}, 0
+            for count, frame in enumerate(container.decode(stream), start=1):
+                if keep is None or count - 1 in keep:
+                    kept[count - 1] = to_array(frame.to_image(), size)
+            return stated, count, kept
     except FileNotFoundError:
         raise DataError(f"cannot read video '{path}': no such file") from None
     except (av.FFmpegError, OSError, ValueError, EOFError) as error:
         reason = "corrupt metadata" if isinstance(error, UnicodeDecodeError) else _reason(error)
         raise DataError(f"cannot read video '{path}': {reason}") from None
-    if not pictures:
-        raise DataError(f"cannot read video '{path}': it holds no frames")
-    clip = _stacked([pictures[i] for i in sample_indices(len(pictures), frames)], path)
-    spread = clip.max(axis=3).astype(np.int16) - clip.min(axis=3)
-    return _gray(clip) if spread.max(initial=0) <= GRAY_TOLERANCE else clip
 
 
 def _read_frame_folder(path: Path, frames: int, size: tuple[int, int] | None) -> np.ndarray:

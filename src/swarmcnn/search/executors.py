@@ -30,11 +30,19 @@ class InProcess:
 
     def __init__(self, data: Dataset, normalization: Normalization, config: EvaluationConfig) -> None:
         self.data, self.normalization, self.config = data, normalization, config
+        self.cancelled = False
 
     def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
         """Evaluate each spec; yields (index into specs, record) as they finish."""
+        self.cancelled = False
         for i, spec in enumerate(specs):
+            if self.cancelled:
+                return
             yield i, evaluate_candidate(spec, self.data, self.normalization, self.config)
+
+    def cancel_pending(self) -> None:
+        """Start no further candidate of the current map (the budget is spent)."""
+        self.cancelled = True
 
     def close(self) -> None:
         pass
@@ -47,6 +55,7 @@ class WorkerProcesses:
         self.workers = workers
         self.initargs = (source, data_config, config, max(1, available_cores() // workers))
         self.pool = self._start_pool()
+        self.futures: dict = {}  # of the current map, to cancel those not started yet
 
     def _start_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -64,18 +73,23 @@ class WorkerProcesses:
         A dead process breaks the whole pool, so the candidates it took down are retried one at a time in a
         fresh pool: only the one that kills its process again is given up on.
         """
+        self.cancelled = False
         broken = yield from self._run(list(range(len(specs))), specs)
         for i in broken:
+            if self.cancelled:
+                return
             if (yield from self._run([i], specs)):  # alone, and it broke its process again
                 yield i, failure(specs[i], "failed", "its worker process died (out of memory?)", worker="pool")
 
     def _run(self, indices: list[int], specs: list[Spec]):
         """Yield (index, record) as they finish; return the indices lost to a broken pool (after restarting it)."""
-        futures = {self.pool.submit(_evaluate_in_worker, str(specs[i])): i for i in indices}
+        self.futures = futures = {self.pool.submit(_evaluate_in_worker, str(specs[i])): i for i in indices}
         pending, broken = set(futures), []
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
+                if future.cancelled():
+                    continue
                 try:
                     yield futures[future], future.result()
                 except BrokenProcessPool:
@@ -84,6 +98,13 @@ class WorkerProcesses:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._start_pool()
         return sorted(broken)
+
+    def cancel_pending(self) -> None:
+        """Start no further candidate of the current map; those already training still finish and are yielded,
+        since their time is spent either way."""
+        self.cancelled = True
+        for future in self.futures:
+            future.cancel()  # only a future that has not started can be cancelled
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

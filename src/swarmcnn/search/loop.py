@@ -193,7 +193,7 @@ class Search:
                     record, self.best(), len(self.known), self.strategy.generation, self._seconds_left()
                 )
                 if self._budget_spent():
-                    break
+                    executor.cancel_pending()  # what is already training is still recorded
             if any(t not in self.known for t in texts):
                 return  # the budget ended inside this generation: its state is not saved, nothing is told
             self.strategy.tell([self.known[t].score for t in texts])
