@@ -71,7 +71,7 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swarmcnn",
-        description="Design, train and explain small convolutional neural networks.",
+        description="Design and train small convolutional neural networks for images and videos.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
