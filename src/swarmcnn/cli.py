@@ -199,7 +199,12 @@ def _add_search_parser(commands) -> None:
         help="accuracy, or accuracy minus 0.01 per decade of parameters (accuracy)",
     )
     search.add_argument("--max-params", type=int, help="larger candidates are not trained (2000000)")
-    search.add_argument("--candidate-seconds", type=float, help="time limit per candidate (none)")
+    search.add_argument(
+        "--candidate-seconds",
+        type=float,
+        help="time limit per candidate (default: none; with --budget, the time beyond which its final training "
+        "would need more than half the budget)",
+    )
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
     search.add_argument("--threads", type=int, help="CPU threads for PyTorch in this process (default: all cores)")
