@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -71,6 +72,7 @@ BASELINES = {
     "fc128 relu dropout0.3",
 }
 TPE = "tpe"
+OUTCOMES_FILE = "outcomes.jsonl"
 AUGMENTED = {"mnist-5k"}  # final training with random shifts (`search --augment`); not for 8x8 digits
 METHODS = [*list_strategies(), TPE, *BASELINES]
 FINAL_EPOCHS = SearchConfig.__dataclass_fields__["final_epochs"].default
@@ -248,7 +250,23 @@ def run_method(method: str, setting: Setting, out: Path) -> Outcome:
         return run_baseline(method, setting)
     if method == TPE:
         return run_tpe(setting)
-    return run_strategy(method, setting, out / setting.dataset / f"{method}-seed{setting.seed}")
+    run_dir = out / setting.dataset / f"{method}-seed{setting.seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run cut off by an earlier, killed benchmark starts again
+    return run_strategy(method, setting, run_dir)
+
+
+def done_outcomes(out: Path) -> dict[tuple[str, str, int], Outcome]:
+    """Outcomes an earlier benchmark with the same --out already measured, by (data set, method, seed)."""
+    path = out / OUTCOMES_FILE
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(row.pop("dataset"), row["method"], row["seed"]): Outcome(**row) for row in rows}
+
+
+def save_outcome(out: Path, dataset: str, outcome: Outcome) -> None:
+    with open(out / OUTCOMES_FILE, "a") as file:
+        file.write(json.dumps({"dataset": dataset, **asdict(outcome)}) + "\n")
 
 
 def run_dataset(dataset: str, methods: list[str], seeds: list[int], args, out: Path) -> dict:
@@ -267,10 +285,14 @@ def run_dataset(dataset: str, methods: list[str], seeds: list[int], args, out: P
         setting = replace(setting, budget=QUICK_BUDGETS[dataset])
     load_before = os.getloadavg()[0]
     outcomes: dict[str, list[Outcome]] = {m: [] for m in methods}
+    done = done_outcomes(out)
     for seed in seeds:
         seeded = replace(setting, seed=seed, evaluation=replace(setting.evaluation, seed=seed))
         for method in methods:
-            outcome = run_method(method, seeded, out)
+            outcome = done.get((dataset, method, seed))
+            if outcome is None:
+                outcome = run_method(method, seeded, out)
+                save_outcome(out, dataset, outcome)
             outcomes[method].append(outcome)
             print(f"  {dataset} {method} seed {seed}: test {outcome.test_accuracy:.4f} in {outcome.seconds:.0f}s",
                   file=sys.stderr)
@@ -335,7 +357,12 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help=f"subset of {' '.join(DATASETS)}")
     parser.add_argument("--quick", action="store_true", help="tiny budgets and candidates: a smoke test, one seed")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--out", type=Path, help="folder for the search run directories (default: a temp dir)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"folder for the search runs and {OUTCOMES_FILE}, one line per finished run; a benchmark given the "
+        "folder of an earlier, killed one reuses what it finished (default: a temp dir)",
+    )
     parser.add_argument("--table", type=Path, metavar="REPORT.json", help="print the tables of a saved --json report")
     args = parser.parse_args()
     if args.table:
@@ -354,6 +381,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="search_quality-") as scratch:
         out = args.out or Path(scratch)
+        out.mkdir(parents=True, exist_ok=True)
         for dataset in datasets:
             if dataset != "digits" and not Path(DATASETS[dataset]).exists():
                 print(f"skipping {dataset}: {DATASETS[dataset]} not found", file=sys.stderr)
