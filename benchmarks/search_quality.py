@@ -16,19 +16,21 @@ Same for all: the budget (seconds per run, search and final training together; a
 before the budget ends is finished, as in `Search`), the seed (search, candidate and final initialisation),
 the data split (swarmcnn's default `DataConfig`), candidate training (`EvaluationConfig()`: 2 epochs), the
 budget rules of `swarmcnn.search.budget` (the search methods' candidates stopped at the budget's time limit
-or skipped as too slow; the hand-designed nets are never stopped) and the final training (`Search`'s: the
-best spec trained on train+val for up to `final_epochs` = 30 epochs, fewer when the budget would not hold
-them, with random shifts on mnist-5k as `search --augment` does, then tested once on the test split).
-psocnn runs with this shared recipe, not its `paper_training`, so that only the search differs. One
-process, all cores (`--workers 1`).
+or skipped as too slow; the hand-designed nets are never stopped), the promotion of the search methods'
+finalists (`SearchConfig.promote` best trained again, longer, the final spec chosen among them; for TPE with
+the same functions) and the final training (`Search`'s: the best spec trained on train+val for up to
+`final_epochs` = 30 epochs, fewer when the budget would not hold them, with random shifts on mnist-5k as
+`search --augment` does, then tested once on the test split). psocnn runs with this shared recipe, not its
+`paper_training`, so that only the search differs. One process, all cores (`--workers 1`).
 
 Reported per method and data set: test accuracy (mean ± sample std over seeds, and min-max), parameters of
 the final model, wall time per run (data loading included), evaluations done and final training epochs.
 The 1-minute load average before and after each data set is printed: other jobs on the same cores make
 every time-budgeted result noisy (fewer evaluations, fewer final epochs).
 
-    python benchmarks/search_quality.py [--budget 600] [--digits-budget 120] [--seeds 0 1 2]
+    python benchmarks/search_quality.py [--budget 600] [--digits-budget 60] [--seeds 0 1 2]
         [--methods pso tpe ...] [--datasets digits mnist-5k] [--quick] [--json] [--out DIR]
+        [--outcomes FILE.jsonl]                                 # finished runs, reused when run again
     python benchmarks/search_quality.py --table REPORT.json     # the tables of a saved --json report
 
 Optuna comes with the `bench` extra: pip install -e ".[bench]".
@@ -59,6 +61,7 @@ from swarmcnn.search.executors import available_cores
 from swarmcnn.search.final import train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.loop import Search, SearchConfig
+from swarmcnn.search.promotion import finalists, promotion_config, promotion_seconds
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import list_strategies
 from swarmcnn.spec import Spec
@@ -76,6 +79,7 @@ OUTCOMES_FILE = "outcomes.jsonl"
 AUGMENTED = {"mnist-5k"}  # final training with random shifts (`search --augment`); not for 8x8 digits
 METHODS = [*list_strategies(), TPE, *BASELINES]
 FINAL_EPOCHS = SearchConfig.__dataclass_fields__["final_epochs"].default
+PROMOTE = SearchConfig.__dataclass_fields__["promote"].default
 
 # --quick: a smoke test of every code path in well under two minutes, not a measurement. MNIST is shrunk to
 # 14x14 and candidates are capped in size, because one default candidate on 28x28 alone takes about a minute.
@@ -96,6 +100,7 @@ class Setting:
     data: DataConfig
     final_epochs: int
     augment: bool  # random shifts in the final training
+    promote: int  # finalists trained again, longer, before the final choice (the search methods only)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def run_strategy(name: str, setting: Setting, run_dir: Path) -> Outcome:
         seed=setting.seed,
         final_epochs=setting.final_epochs,
         augment=setting.augment,
+        promote=setting.promote,
         evaluation=setting.evaluation,
         data=setting.data,
     )
@@ -182,14 +188,18 @@ def run_tpe(setting: Setting) -> Outcome:
 
     def stop_at_budget(study, trial) -> None:
         left = setting.budget - (time.perf_counter() - clock) - final_seconds(best_of(scored), data, setting)
-        if left <= 0:
+        if left - promotion_seconds(scored.values(), setting.promote, []) <= 0:
             study.stop()
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=setting.seed))
     study.optimize(objective, callbacks=[stop_at_budget])
+    promoted = [  # Search's promotion of the finalists, in the same order
+        evaluate_candidate(Spec.parse(r.spec), data, normalization, promotion_config(evaluation))
+        for r in finalists(scored.values(), setting.promote)
+    ]
     elapsed = time.perf_counter() - clock
-    left = setting.budget - elapsed
-    best = choose_final(scored.values(), data, setting.evaluation, setting.final_epochs, left)
+    pool = [r for r in promoted if r.ok] or list(scored.values())
+    best = choose_final(pool, data, setting.evaluation, setting.final_epochs, setting.budget - elapsed)
     test_accuracy, epochs = finish(best, data, setting, elapsed)
     counts = len(scored), trained_count(scored.values())
     return _final_outcome(TPE, setting, best, data, test_accuracy, epochs, counts, started)
@@ -255,17 +265,16 @@ def run_method(method: str, setting: Setting, out: Path) -> Outcome:
     return run_strategy(method, setting, run_dir)
 
 
-def done_outcomes(out: Path) -> dict[tuple[str, str, int], Outcome]:
-    """Outcomes an earlier benchmark with the same --out already measured, by (data set, method, seed)."""
-    path = out / OUTCOMES_FILE
+def done_outcomes(path: Path) -> dict[tuple[str, str, int], Outcome]:
+    """Outcomes an earlier benchmark already measured into the same file, by (data set, method, seed)."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {(row.pop("dataset"), row["method"], row["seed"]): Outcome(**row) for row in rows}
 
 
-def save_outcome(out: Path, dataset: str, outcome: Outcome) -> None:
-    with open(out / OUTCOMES_FILE, "a") as file:
+def save_outcome(path: Path, dataset: str, outcome: Outcome) -> None:
+    with open(path, "a") as file:
         file.write(json.dumps({"dataset": dataset, **asdict(outcome)}) + "\n")
 
 
@@ -280,19 +289,20 @@ def run_dataset(dataset: str, methods: list[str], seeds: list[int], args, out: P
         data=QUICK_DATA.get(dataset, DataConfig()) if args.quick else DataConfig(),
         final_epochs=2 if args.quick else FINAL_EPOCHS,
         augment=dataset in AUGMENTED,
+        promote=PROMOTE,
     )
     if args.quick:
         setting = replace(setting, budget=QUICK_BUDGETS[dataset])
     load_before = os.getloadavg()[0]
     outcomes: dict[str, list[Outcome]] = {m: [] for m in methods}
-    done = done_outcomes(out)
+    done = done_outcomes(args.outcomes or out / OUTCOMES_FILE)
     for seed in seeds:
         seeded = replace(setting, seed=seed, evaluation=replace(setting.evaluation, seed=seed))
         for method in methods:
             outcome = done.get((dataset, method, seed))
             if outcome is None:
                 outcome = run_method(method, seeded, out)
-                save_outcome(out, dataset, outcome)
+                save_outcome(args.outcomes or out / OUTCOMES_FILE, dataset, outcome)
             outcomes[method].append(outcome)
             print(f"  {dataset} {method} seed {seed}: test {outcome.test_accuracy:.4f} in {outcome.seconds:.0f}s",
                   file=sys.stderr)
@@ -351,7 +361,7 @@ def _choices(values: list[str], known: list[str], what: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per run on mnist-5k (default 600)")
-    parser.add_argument("--digits-budget", type=float, default=120.0, help="seconds per run on digits (default 120)")
+    parser.add_argument("--digits-budget", type=float, default=60.0, help="seconds per run on digits (default 60)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=METHODS, help=f"subset of {' '.join(METHODS)}")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help=f"subset of {' '.join(DATASETS)}")
@@ -362,6 +372,12 @@ def main() -> None:
         type=Path,
         help=f"folder for the search runs and {OUTCOMES_FILE}, one line per finished run; a benchmark given the "
         "folder of an earlier, killed one reuses what it finished (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--outcomes",
+        type=Path,
+        metavar="FILE.jsonl",
+        help=f"where finished runs are appended and reused from (default: OUT/{OUTCOMES_FILE})",
     )
     parser.add_argument("--table", type=Path, metavar="REPORT.json", help="print the tables of a saved --json report")
     args = parser.parse_args()

@@ -182,6 +182,13 @@ def _add_search_parser(commands) -> None:
     search.add_argument("--train-fraction", type=float, help="share of the training split per candidate (1.0)")
     search.add_argument("--final-epochs", type=int, help="training epochs of the best spec at the end (30)")
     search.add_argument(
+        "--promote",
+        type=int,
+        metavar="K",
+        help="train the K best candidates again for 3x the candidate epochs and choose the final spec among them "
+        "(0: the best by its short training)",
+    )
+    search.add_argument(
         "--augment",
         action="store_true",
         default=None,
@@ -447,7 +454,7 @@ def run_search(args: argparse.Namespace) -> int:
             source=args.data,
             **{
                 k: v
-                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "augment", "flip")
+                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "promote", "augment", "flip")
                 if (v := getattr(args, k)) is not None
             },
             budget_seconds=args.budget,

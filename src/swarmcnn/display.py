@@ -127,6 +127,10 @@ class RichSearchReporter(SearchReporter):
             grid.add_row("last", f"{last.status} {last.val_accuracy or 0:.4f} in {last.seconds:.1f}s: {last.spec}")
         return Panel(grid, title=f"swarmcnn search: {self.config.strategy} on {self.config.source}")
 
+    def promoted(self, record, epochs: int) -> None:
+        accuracy = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
+        self.console.print(f"promoted {record.spec}: {record.status}, val accuracy {accuracy} after {epochs} epochs")
+
     def final_training(self, spec: str, epochs: int):
         self.console.print(f"final training of [bold]{spec}[/] for {epochs} epochs on train+val")
         return RichTrainReporter(self.console)
@@ -138,15 +142,26 @@ class RichSearchReporter(SearchReporter):
 
 
 def run_tables(summary: dict) -> list[Table]:
-    """The leaderboard and the Pareto front of a run."""
+    """The leaderboard, the promoted finalists and the Pareto front of a run."""
     tables = []
-    for key, title in (("leaderboard", "leaderboard (validation)"), ("pareto_front", "Pareto front: accuracy vs size")):
+    titles = {
+        "leaderboard": "leaderboard (validation)",
+        "promotions": "finalists trained again, longer (validation)",
+        "pareto_front": "Pareto front: accuracy vs size",
+    }
+    for key, title in titles.items():
+        if not summary[key]:
+            continue
         table = Table(title=title)
         for column in ("#", "val accuracy", "parameters", "seconds", "spec"):
             table.add_column(column, justify="right" if column != "spec" else "left")
         for i, row in enumerate(summary[key], start=1):
             table.add_row(
-                str(i), f"{row['val_accuracy']:.4f}", f"{row['params']:,}", f"{row['seconds']:.1f}", row["spec"]
+                str(i),
+                "-" if row["val_accuracy"] is None else f"{row['val_accuracy']:.4f}",
+                f"{row['params']:,}",
+                f"{row['seconds']:.1f}",
+                row["spec"],
             )
         tables.append(table)
     return tables

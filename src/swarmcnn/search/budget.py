@@ -5,7 +5,8 @@ Four rules, from the one fact the search measures about every candidate: how lon
   candidate's own seconds per epoch (`epoch_seconds`, `final_plan`); a best found so late that it would
   get less than half its epochs gives way to the best that fits (`choose_final`).
 - A candidate whose final training alone would need more than FINAL_SHARE of the budget cannot be trained
-  properly within it: it is stopped once it has trained for `candidate_seconds_limit`.
+  properly within it: it is stopped once it has trained for `candidate_seconds_limit`, or as soon as its
+  pace shows it cannot finish (`TrainConfig.give_up_early`).
 - A candidate that could not finish in that limit even at the fastest rate (seconds per FLOP) seen so far
   by a margin is not trained at all (`too_slow`): on a laptop CPU, one oversized network would otherwise
   take a whole share of the budget to be found too slow.

@@ -47,6 +47,7 @@ class EvaluationConfig:
             lr=self.lr,
             train_fraction=self.train_fraction,
             max_seconds=self.max_seconds,
+            give_up_early=True,  # a candidate that cannot finish in time scores nothing: stop it at once
             patience=None,
             seed=self.seed,
         )

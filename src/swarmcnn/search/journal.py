@@ -40,6 +40,23 @@ CREATE TABLE IF NOT EXISTS evaluations (
     origin TEXT NOT NULL,             -- JSON: where the strategy got it (e.g. particle number)
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS promotions (  -- the best candidates trained again, longer, before the final choice
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    spec TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    score REAL,
+    val_accuracy REAL,
+    val_loss REAL,
+    params INTEGER,
+    flops INTEGER,
+    epochs INTEGER,
+    seconds REAL NOT NULL,
+    worker TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS swarm_state (
     generation INTEGER PRIMARY KEY,   -- the state after telling this many generations
     state TEXT NOT NULL,              -- JSON: positions, velocities, bests, random generator state
@@ -123,7 +140,9 @@ class Journal:
         row = self.db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
-    def record(self, record: EvaluationRecord) -> None:
+    def record(self, record: EvaluationRecord, table: str = "evaluations") -> None:
+        """Store one scored candidate, in `evaluations` or, trained again longer, in `promotions`."""
+        _check_table(table)
         values = asdict(record)
         values["score"] = None if record.score == -math.inf else record.score
         values["origin"] = json.dumps(record.origin or {})
@@ -131,15 +150,16 @@ class Journal:
         columns = ", ".join(values)
         with self._transaction():
             self.db.execute(
-                f"INSERT OR IGNORE INTO evaluations ({columns}) VALUES ({', '.join('?' * len(values))})",
+                f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({', '.join('?' * len(values))})",
                 tuple(values.values()),
             )
 
-    def evaluations(self) -> list[EvaluationRecord]:
-        """All evaluations in the order they finished."""
+    def evaluations(self, table: str = "evaluations") -> list[EvaluationRecord]:
+        """All evaluations (or promotions) in the order they finished."""
+        _check_table(table)
         rows = self.db.execute(
             "SELECT spec, status, reason, score, val_accuracy, val_loss, params, flops, epochs, seconds, worker, "
-            "generation, origin FROM evaluations ORDER BY id"
+            f"generation, origin FROM {table} ORDER BY id"
         ).fetchall()
         return [
             EvaluationRecord(*row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]))
@@ -162,6 +182,11 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _check_table(table: str) -> None:
+    if table not in ("evaluations", "promotions"):  # table names cannot be SQL parameters: only these two
+        raise ValueError(f"no journal table of evaluations named {table!r}")
 
 
 class _Transaction:

@@ -21,6 +21,7 @@ from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
 from swarmcnn.search.final import train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal
+from swarmcnn.search.promotion import finalists, promotion_config, promotion_seconds
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
@@ -40,6 +41,7 @@ class SearchConfig:
     workers: int = 1
     seed: int = 0
     final_epochs: int = 30
+    promote: int = 3  # the best this many candidates train again, longer, before the final choice
     augment: bool = False  # random shifts in the final training (candidates train without, to rank quickly)
     flip: bool = False  # random horizontal flips in the final training
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -56,6 +58,8 @@ class SearchConfig:
             raise SwarmCNNError(f"--workers must be at least 1, got {self.workers}")
         if self.final_epochs < 1:
             raise SwarmCNNError(f"--final-epochs must be at least 1, got {self.final_epochs}")
+        if self.promote < 0:
+            raise SwarmCNNError(f"--promote must not be negative, got {self.promote}")
         if self.evaluations is None and self.budget_seconds is None:
             object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
 
@@ -101,6 +105,8 @@ class SearchReporter:
         seconds_left: float | None,
     ) -> None: ...
 
+    def promoted(self, record: EvaluationRecord, epochs: int) -> None: ...
+
     def final_training(self, spec: str, epochs: int) -> TrainReporter | None: ...
 
     def stop(self) -> None: ...
@@ -130,6 +136,7 @@ class Search:
         if state is not None:
             self.strategy.load_state_dict(state)
         self.known = {r.spec: r for r in journal.evaluations()}
+        self.promoted = {r.spec: r for r in journal.evaluations("promotions")}
         self.elapsed_before = journal.get("search_seconds", 0.0)
         self.started = time.perf_counter()
 
@@ -163,6 +170,7 @@ class Search:
                 executor.close()
                 self.reporter.stop()
                 self.journal.put("search_seconds", self._elapsed())
+            self._promote()
             final = self._final_training()
         return SearchSummary(
             final["best_spec"],
@@ -207,6 +215,20 @@ class Search:
             return InProcess(self.data, self.normalization, self.evaluation)
         return WorkerProcesses(self.config.workers, self.config.source, self.config.data, self.evaluation)
 
+    def _promote(self) -> None:
+        """Train the finalists again, longer, here with all cores; each result is journaled as it comes."""
+        config = promotion_config(self.evaluation)
+        executor = InProcess(self.data, self.normalization, config)
+        for finalist in finalists(self.known.values(), self.config.promote):
+            if finalist.spec in self.promoted:
+                continue
+            _, record = next(executor.map([Spec.parse(finalist.spec)]))
+            record = replace(record, generation=finalist.generation, origin={"score": finalist.score})
+            self.journal.record(record, "promotions")
+            self.journal.put("search_seconds", self._elapsed())
+            self.promoted[record.spec] = record
+            self.reporter.promoted(record, config.epochs)
+
     def _too_slow(self, text: str) -> EvaluationRecord | None:
         return too_slow(Spec.parse(text), self.data, self.evaluation.max_seconds, self.known.values())
 
@@ -227,7 +249,8 @@ class Search:
     def _seconds_left(self) -> float | None:
         if self.config.budget_seconds is None:
             return None
-        return self.config.budget_seconds - self._elapsed() - self._final_seconds_estimate()
+        promotions = promotion_seconds(self.known.values(), self.config.promote, self.promoted)
+        return self.config.budget_seconds - self._elapsed() - self._final_seconds_estimate() - promotions
 
     def _budget_spent(self) -> bool:
         seconds_left = self._seconds_left()
@@ -246,7 +269,8 @@ class Search:
         budget = self.config.budget_seconds
         seconds_left = None if budget is None else budget - self._elapsed()
         evaluation, wanted = self.config.evaluation, self.config.final_epochs
-        best = choose_final(self.known.values(), self.data, evaluation, wanted, seconds_left)
+        promoted = [r for r in self.promoted.values() if r.ok]  # when there are finalists, among them
+        best = choose_final(promoted or self.known.values(), self.data, evaluation, wanted, seconds_left)
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "

@@ -12,7 +12,7 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
     journal = Journal.open(Path(run_dir))
     try:
         settings, final = journal.get("settings"), journal.get("final")
-        records = journal.evaluations()
+        records, promotions = journal.evaluations(), journal.evaluations("promotions")
     finally:
         journal.close()
     ok = sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)
@@ -35,6 +35,7 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
         "best_params": best.params if best else None,
         "search_seconds": sum(r.seconds for r in records),
         "leaderboard": [_row(r) for r in ok[:top]],
+        "promotions": [_row(r) for r in sorted(promotions, key=lambda r: r.score, reverse=True)],
         "pareto_front": [_row(r) for r in pareto_front(ok)],
     }
 
