@@ -1,4 +1,4 @@
-"""The search loop: ask the strategy, evaluate what is new, journal it, tell; then train the best for real.
+"""The search loop: ask the strategy, evaluate what is new, journal it, tell; promote the finalists; train the best.
 
 Resuming is the same loop: the strategy's state comes back from the journal's last finished generation,
 and every spec it asks again that the journal already scored is told from the journal, not retrained.
@@ -159,7 +159,8 @@ class Search:
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> SearchSummary:
-        """Search until the budget ends, then train the best spec on train+val and test it once."""
+        """Search until the budget ends, train the finalists again (promotion), then train the chosen spec on
+        train+val and test it once."""
         final = self.journal.get("final")
         if final is None:
             self.reporter.start(self.config, len(self.known))
