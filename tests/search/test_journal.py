@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.evaluate import failure
 from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal
 
 
@@ -37,7 +38,7 @@ def journal(tmp_path):
     journal.close()
 
 
-def test_schema_has_run_evaluations_and_swarm_state_tables_with_documented_columns(journal):
+def test_schema_has_run_evaluations_promotions_and_swarm_state_tables_with_documented_columns(journal):
     def columns(table: str) -> list[str]:
         return [row[1] for row in journal.db.execute(f"PRAGMA table_info({table})")]
 
@@ -59,7 +60,17 @@ def test_schema_has_run_evaluations_and_swarm_state_tables_with_documented_colum
         "origin",
         "created",
     ]
+    assert columns("promotions") == columns("evaluations")  # the finalists trained again, stored alike
     assert columns("swarm_state") == ["generation", "state", "created"]
+
+
+def test_promotions_are_kept_apart_from_the_search_evaluations(journal):
+    journal.record(failure("conv8x3 relu", "failed", "x"))
+    journal.record(failure("conv8x3 relu", "time-limit", "y"), "promotions")
+    assert [r.status for r in journal.evaluations()] == ["failed"]
+    assert [r.status for r in journal.evaluations("promotions")] == ["time-limit"]
+    with pytest.raises(ValueError):
+        journal.evaluations("run; DROP TABLE run")
 
 
 def test_create_stores_settings_and_schema_version_readable_after_reopening(tmp_path):

@@ -18,12 +18,7 @@ from swarmcnn.errors import SwarmCNNError
 JOURNAL_FILE = "journal.sqlite"
 SCHEMA_VERSION = 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL               -- JSON
-);
-CREATE TABLE IF NOT EXISTS evaluations (
+_RECORD_COLUMNS = """
     id INTEGER PRIMARY KEY,           -- order of completion
     generation INTEGER NOT NULL,
     spec TEXT NOT NULL UNIQUE,        -- identical specs are scored once
@@ -39,23 +34,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
     worker TEXT NOT NULL,
     origin TEXT NOT NULL,             -- JSON: where the strategy got it (e.g. particle number)
     created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS promotions (  -- the best candidates trained again, longer, before the final choice
-    id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL,
-    spec TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    score REAL,
-    val_accuracy REAL,
-    val_loss REAL,
-    params INTEGER,
-    flops INTEGER,
-    epochs INTEGER,
-    seconds REAL NOT NULL,
-    worker TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    created REAL NOT NULL
+"""
+# evaluations: every candidate of the search; promotions: the finalists trained again, longer
+RECORD_TABLES = ("evaluations", "promotions")
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS run (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL               -- JSON
 );
 CREATE TABLE IF NOT EXISTS swarm_state (
     generation INTEGER PRIMARY KEY,   -- the state after telling this many generations
@@ -63,6 +49,8 @@ CREATE TABLE IF NOT EXISTS swarm_state (
     created REAL NOT NULL
 );
 """
+    + "".join(f"CREATE TABLE IF NOT EXISTS {table} ({_RECORD_COLUMNS});\n" for table in RECORD_TABLES)
+)
 
 
 @dataclass(frozen=True)
@@ -185,7 +173,7 @@ class Journal:
 
 
 def _check_table(table: str) -> None:
-    if table not in ("evaluations", "promotions"):  # table names cannot be SQL parameters: only these two
+    if table not in RECORD_TABLES:  # table names cannot be SQL parameters: only these
         raise ValueError(f"no journal table of evaluations named {table!r}")
 
 
