@@ -210,7 +210,7 @@ def _add_search_parser(commands) -> None:
         "--candidate-seconds",
         type=float,
         help="time limit per candidate (default: none; with --budget, the time beyond which its final training "
-        "would need more than half the budget)",
+        "would need more than a quarter of the budget)",
     )
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
