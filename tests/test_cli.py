@@ -84,6 +84,32 @@ def test_missing_data_path_exits_2_naming_it(tmp_path):
     _assert_clean_error(_run("train", tmp_path / "nothing", "--arch", "conv4x3", "--out", tmp_path / "m"), "nothing")
 
 
+def test_explain_writes_a_picture_per_input_and_the_features(digits_model_dir, tmp_path, capsys):
+    pytest.importorskip("captum", reason="explaining needs the explain extra (Captum)")
+    png = _png(tmp_path / "a.png")
+    out = tmp_path / "why"
+    args = ["explain", str(digits_model_dir), str(png), "--data", "digits", "--samples", "3", "--out", str(out)]
+    assert main([*args, "--method", "occlusion", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["explanations"]
+    assert [r["file"] for r in rows] == [str(png), "digits test #0", "digits test #1", "digits test #2"]
+    assert "true" not in rows[0] and all(r["true"] in {str(d) for d in range(10)} for r in rows[1:])
+    for row in rows:
+        assert row["target"] == row["label"] and len(row["peak"]) == 2
+        assert Image.open(row["picture"]).format == "PNG"
+    assert Image.open(report["features"]).format == "PNG"
+    assert main(args) == 0
+    assert "digits test #2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, words", [([], ["FILE", "--data"]), (["--data", "digits", "--target", "ten"], ["'ten'", "classes"])]
+)
+def test_explain_without_inputs_or_with_a_bad_target_exits_2(digits_model_dir, tmp_path, extra, words):
+    pytest.importorskip("captum", reason="explaining needs the explain extra (Captum)")
+    _assert_clean_error(_run("explain", digits_model_dir, "--out", tmp_path / "why", *extra), *words)
+
+
 def test_missing_model_directory_exits_2_naming_it(tmp_path):
     _assert_clean_error(_run("evaluate", tmp_path / "nomodel", "digits"), "nomodel")
 
@@ -145,7 +171,7 @@ def test_out_folder_with_other_files_is_refused(tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "precious"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "explain"])
 def test_each_command_help_explains_options_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

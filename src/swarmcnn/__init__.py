@@ -1,4 +1,4 @@
-"""swarmcnn: design and train small convolutional neural networks by particle swarm search.
+"""swarmcnn: design, train and explain small convolutional neural networks by particle swarm search.
 
 Public API (imported lazily, so that `swarmcnn --help` answers without loading torch):
     parse, Spec                      the architecture spec and its text grammar

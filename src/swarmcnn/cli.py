@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out models/digits
   swarmcnn evaluate models/digits digits --split test
   swarmcnn predict models/digits picture.png --top 3
+  swarmcnn explain models/digits --data digits --samples 8 --out why/
 """
 
 ARCH_HELP = (
@@ -63,6 +64,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_size_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image-size",
+        type=_image_size,
+        metavar="HxW",
+        help="resize images to this size (default: the model's input size)",
+    )
+
+
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
@@ -71,7 +81,7 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swarmcnn",
-        description="Design and train small convolutional neural networks for images and videos.",
+        description="Design, train and explain small convolutional neural networks for images and videos.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -120,12 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="the data source (as for train)")
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (test)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (accuracy, per class, confusion)")
-    evaluate.add_argument(
-        "--image-size",
-        type=_image_size,
-        metavar="HxW",
-        help="resize images to this size (default: the model's input size)",
-    )
+    _add_model_size_option(evaluate)
     _add_runtime_options(evaluate)
 
     predict = commands.add_parser(
@@ -147,9 +152,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=1, metavar="K", help="how many classes to show per file (1)")
     predict.add_argument("--json", action="store_true", help="print a JSON list of {file, label, probability, top}")
     _add_runtime_options(predict)
+    _add_explain_parser(commands)
     _add_search_parser(commands)
     _add_runs_parser(commands)
     return parser
+
+
+def _add_explain_parser(commands) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="show what a model learned: its features, and where in an input it sees its answer",
+        description="Write pictures to --out: features.png, the first convolution's features (filters), and "
+        "for each input the input beside a heat map of the evidence for the predicted class (or --target). "
+        "Methods: gradcam (Grad-CAM on the last convolution: coarse, fast), integrated-gradients "
+        "(pixel-sharp), occlusion (hides a window walked over the input and measures the drop of the score). "
+        "Video models explain clips frame by frame, with each frame's share of the evidence.",
+        epilog="examples:\n  swarmcnn explain runs/digits/best --data digits --samples 8 --out why/\n"
+        "  swarmcnn explain models/digits a.png b.png --method occlusion --target 7 --out why/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("model", metavar="MODEL_DIR", help="a model directory written by train or search")
+    explain.add_argument(
+        "files", nargs="*", metavar="FILE", help="image files, or for a video model video files or frame folders"
+    )
+    explain.add_argument("--data", metavar="DATA", help="also explain the first --samples inputs of this data "
+                         "source's test split (with their true class)")
+    explain.add_argument("--samples", type=int, default=8, metavar="N", help="how many test inputs for --data (8)")
+    explain.add_argument(
+        "--method", default="gradcam", help="gradcam (default), integrated-gradients or occlusion"
+    )
+    explain.add_argument("--target", metavar="CLASS", help="map the evidence for this class (default: the predicted)")
+    explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
+    explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations")
+    _add_model_size_option(explain)
+    explain.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
 
 
 def _add_search_parser(commands) -> None:
@@ -381,6 +417,69 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_explain(args: argparse.Namespace) -> int:
+    from swarmcnn.checkpoint import load
+    from swarmcnn.display import explanations_table, stdout
+    from swarmcnn.explain import explain, first_conv_weight
+    from swarmcnn.render import explanation_image, features_image
+
+    trained = load(args.model)
+    names, inputs, truths = _inputs_to_explain(args, trained)
+    explanations = explain(trained, inputs, args.method, args.target)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weight = first_conv_weight(trained.module)
+    features = None if weight is None else out / "features.png"
+    if features is not None:
+        features_image(weight).save(features)
+    rows = []
+    for index, (name, x, truth, found) in enumerate(zip(names, inputs, truths, explanations)):
+        picture = out / f"{index:03d}-{Path(name).stem.replace(' ', '-').replace('#', '')}.png"
+        title = f"{name}: {found.label} ({found.probability:.2f}); evidence for {found.target}, {found.method}"
+        explanation_image(x, found, title).save(picture)
+        rows.append({
+            "file": name,
+            **({"true": truth} if truth is not None else {}),
+            "label": found.label,
+            "probability": found.probability,
+            "target": found.target,
+            "target_probability": found.target_probability,
+            "peak": list(found.peak),
+            **({"frame_importance": found.frame_importance} if found.frame_importance is not None else {}),
+            "picture": str(picture),
+        })
+    if args.json:
+        report = {"model": str(args.model), "method": args.method, "features": features and str(features)}
+        print(json.dumps({**report, "explanations": rows}, indent=2))
+    else:
+        stdout.print(explanations_table(rows, args.method))
+        stdout.print(f"pictures in {out}/: " + ", ".join(Path(row["picture"]).name for row in rows[:2])
+                     + (", ..." if len(rows) > 2 else "") + (", features.png" if features else ""))
+    return 0
+
+
+def _inputs_to_explain(args: argparse.Namespace, trained):
+    """Names, stored inputs and true classes (None for files): the FILEs, then --samples test inputs of --data."""
+    import torch
+
+    from swarmcnn.data import load_image_file
+
+    if not args.files and args.data is None:
+        raise SwarmCNNError("give FILEs to explain, or --data DATA to explain inputs of its test split")
+    if args.samples < 1:
+        raise SwarmCNNError(f"--samples must be at least 1, got {args.samples}")
+    names = list(args.files)
+    inputs = [load_image_file(path, trained.input_shape) for path in args.files]
+    truths = [None] * len(names)
+    if args.data is not None:
+        test = _load_data_for(trained, args.data, args.image_size).test
+        count = min(args.samples, len(test))
+        names += [f"{Path(args.data).name or args.data} test #{i}" for i in range(count)]
+        inputs += list(test.x[:count])
+        truths += [trained.class_names[int(label)] for label in test.y[:count]]
+    return names, torch.stack(inputs), truths
+
+
 def _output_dir(path: str) -> Path:
     """Refuse to write a model over a folder that holds something else."""
     from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
@@ -496,6 +595,7 @@ COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "predict": run_predict,
+    "explain": run_explain,
     "search": run_search,
     "runs": run_runs,
 }

@@ -92,6 +92,23 @@ def predictions_table(rows: list[dict]) -> Table:
     return table
 
 
+def explanations_table(rows: list[dict], method: str) -> Table:
+    table = Table(title=f"explanations ({method})")
+    table.add_column("input")
+    if any("true" in row for row in rows):
+        table.add_column("true")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    table.add_column("evidence for")
+    table.add_column("strongest at")
+    for row in rows:
+        where = "frame {}, row {}, column {}" if len(row["peak"]) == 3 else "row {}, column {}"
+        true = [row.get("true", "")] if any("true" in r for r in rows) else []
+        table.add_row(row["file"], *true, row["label"], f"{row['probability']:.4f}", row["target"],
+                      where.format(*row["peak"]))
+    return table
+
+
 class RichSearchReporter(SearchReporter):
     """A live panel: generation, evaluations, best validation accuracy and its spec, speed, time left."""
 

@@ -1,0 +1,108 @@
+"""Pictures for people: a model's first-layer features as a grid, an input beside its evidence map.
+
+Small inputs (8×8 digits) are enlarged by whole pixels so that nothing is smoothed away; the heat colours
+are matplotlib's `inferno` map (dark = no evidence, yellow = strongest), laid over a grey copy of the input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from swarmcnn.explain import Explanation
+
+CELL = 96  # the least size in pixels of one enlarged picture
+GAP = 4
+CAPTION = 16
+OVERLAY = 0.55  # weight of the heat colour over the grey input
+
+
+def features_image(weight: torch.Tensor, columns: int = 8) -> Image.Image:
+    """The features (filters) of a convolution, one cell each, grey 128 = 0.
+
+    weight: (F, C, K, K) for images, (F, C, Kt, K, K) for video, whose K time slices go side by side.
+    Each feature is scaled on its own, so that a weak one is as readable as a strong one.
+    """
+    weight = weight.detach().float().cpu()
+    if weight.dim() == 4:
+        weight = weight[:, :, None]  # one time slice
+    features, channels, frames, height, width = weight.shape
+    scale = max(1, math.ceil(CELL / 2 / max(height, width)))
+    cells = []
+    for feature in weight:
+        span = float(feature.abs().max()) or 1.0
+        pixels = (feature / span * 127.5 + 127.5).clamp(0, 255).round().to(torch.uint8)  # (C, T, K, K)
+        slices = [_to_rgb(pixels[:, t].numpy()) for t in range(frames)]
+        cells.append(_tile([_enlarge(s, scale) for s in slices], horizontal=True, gap=1))
+    rows = [_tile(cells[i : i + columns], horizontal=True, gap=2 * GAP) for i in range(0, features, columns)]
+    return _tile(rows, horizontal=False, gap=2 * GAP)
+
+
+def explanation_image(x: torch.Tensor, explanation: Explanation, title: str) -> Image.Image:
+    """The input beside its evidence map; for a video, its frames above their maps."""
+    x = x.detach().cpu()
+    video = x.dim() == 4
+    pictures = _as_uint8(x if video else x[:, None])  # (C, T, H, W)
+    heat = explanation.heatmap if video else explanation.heatmap[None]
+    scale = max(1, math.ceil(CELL / max(pictures.shape[2:])))
+    frames = [_to_rgb(pictures[:, t]) for t in range(pictures.shape[1])]
+    inputs = [_enlarge(frame, scale) for frame in frames]
+    overlays = [_enlarge(_overlay(frame, heat[t].numpy()), scale) for t, frame in enumerate(frames)]
+    body = _column([_row(inputs), _row(overlays)]) if video else _row([*inputs, *overlays])
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    canvas = Image.new("RGB", (max(body.width, math.ceil(draw.textlength(title)) + 4), body.height + CAPTION), "white")
+    ImageDraw.Draw(canvas).text((2, 2), title, fill="black")
+    canvas.paste(body, (0, CAPTION))
+    return canvas
+
+
+def _as_uint8(x: torch.Tensor) -> np.ndarray:
+    if x.dtype == torch.uint8:
+        return x.numpy()
+    low, high = float(x.min()), float(x.max())
+    return ((x - low) / ((high - low) or 1.0) * 255).round().to(torch.uint8).numpy()
+
+
+def _to_rgb(channels: np.ndarray) -> Image.Image:
+    """(C, H, W) uint8 with C = 1 or 3 -> an RGB picture (any other C: the mean of the channels, in grey)."""
+    if channels.shape[0] == 3:
+        return Image.fromarray(np.ascontiguousarray(channels.transpose(1, 2, 0)), "RGB")
+    grey = channels[0] if channels.shape[0] == 1 else channels.mean(0).round().astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(grey), "L").convert("RGB")
+
+
+def _overlay(picture: Image.Image, heat: np.ndarray) -> Image.Image:
+    from matplotlib import colormaps
+
+    colours = (colormaps["inferno"](np.clip(heat, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+    grey = np.asarray(picture.convert("L").convert("RGB"), dtype=np.float32)
+    mixed = (1 - OVERLAY) * grey + OVERLAY * colours.astype(np.float32)
+    return Image.fromarray(mixed.round().astype(np.uint8), "RGB")
+
+
+def _enlarge(picture: Image.Image, scale: int) -> Image.Image:
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+def _row(pictures) -> Image.Image:
+    return _tile(list(pictures), horizontal=True)
+
+
+def _column(pictures) -> Image.Image:
+    return _tile(list(pictures), horizontal=False)
+
+
+def _tile(pictures: list[Image.Image], horizontal: bool, gap: int = GAP) -> Image.Image:
+    """Pictures side by side (or one under the other) on white, `gap` pixels apart."""
+    along = [p.width if horizontal else p.height for p in pictures]
+    across = max(p.height if horizontal else p.width for p in pictures)
+    length = sum(along) + gap * (len(pictures) - 1)
+    canvas = Image.new("RGB", (length, across) if horizontal else (across, length), "white")
+    offset = 0
+    for picture, size in zip(pictures, along):
+        canvas.paste(picture, (offset, 0) if horizontal else (0, offset))
+        offset += size + gap
+    return canvas
