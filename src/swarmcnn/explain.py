@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,7 +44,6 @@ class Explanation:
     target_probability: float
     method: str
     heatmap: torch.Tensor  # (H, W) or (T, H, W), 0..1
-    top: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def peak(self) -> tuple[int, ...]:
@@ -85,16 +84,15 @@ def explain(
 
 def _explanation(trained: TrainedModel, probabilities, target: int, method: str, heat) -> Explanation:
     names = trained.class_names
-    ranked = probabilities.argsort(descending=True).tolist()
+    best = int(probabilities.argmax())
     peak = float(heat.max())
     return Explanation(
-        label=names[ranked[0]],
-        probability=float(probabilities[ranked[0]]),
+        label=names[best],
+        probability=float(probabilities[best]),
         target=names[target],
         target_probability=float(probabilities[target]),
         method=method,
         heatmap=heat / peak if peak > 0 else heat,
-        top=[(names[i], float(probabilities[i])) for i in ranked[:3]],
     )
 
 
