@@ -73,8 +73,12 @@ def _add_model_size_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    _add_threads_option(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
 
 
@@ -185,7 +189,7 @@ def _add_explain_parser(commands) -> None:
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
     explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations")
     _add_model_size_option(explain)
-    explain.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    _add_threads_option(explain)  # explaining runs on the CPU: gradients of a few inputs
 
 
 def _add_search_parser(commands) -> None:
@@ -437,17 +441,7 @@ def run_explain(args: argparse.Namespace) -> int:
         picture = out / f"{index:03d}-{Path(name).stem.replace(' ', '-').replace('#', '')}.png"
         title = f"{name}: {found.label} ({found.probability:.2f}); evidence for {found.target}, {found.method}"
         explanation_image(x, found, title).save(picture)
-        rows.append({
-            "file": name,
-            **({"true": truth} if truth is not None else {}),
-            "label": found.label,
-            "probability": found.probability,
-            "target": found.target,
-            "target_probability": found.target_probability,
-            "peak": list(found.peak),
-            **({"frame_importance": found.frame_importance} if found.frame_importance is not None else {}),
-            "picture": str(picture),
-        })
+        rows.append(_explanation_row(name, truth, found, picture))
     if args.json:
         report = {"model": str(args.model), "method": args.method, "features": features and str(features)}
         print(json.dumps({**report, "explanations": rows}, indent=2))
@@ -456,6 +450,21 @@ def run_explain(args: argparse.Namespace) -> int:
         stdout.print(f"pictures in {out}/: " + ", ".join(Path(row["picture"]).name for row in rows[:2])
                      + (", ..." if len(rows) > 2 else "") + (", features.png" if features else ""))
     return 0
+
+
+def _explanation_row(name: str, truth: str | None, found, picture: Path) -> dict:
+    """One input's line of `explain --json`: true class for --data inputs, frame shares for videos."""
+    return {
+        "file": name,
+        **({"true": truth} if truth is not None else {}),
+        "label": found.label,
+        "probability": found.probability,
+        "target": found.target,
+        "target_probability": found.target_probability,
+        "peak": list(found.peak),
+        **({"frame_importance": found.frame_importance} if found.frame_importance is not None else {}),
+        "picture": str(picture),
+    }
 
 
 def _inputs_to_explain(args: argparse.Namespace, trained):
