@@ -55,13 +55,19 @@ import numpy as np
 import torch
 
 from swarmcnn.data import DataConfig, Dataset, load_data
-from swarmcnn.search.budget import candidate_seconds_limit, choose_final, epoch_seconds, final_plan, too_slow
+from swarmcnn.search.budget import (
+    candidate_seconds_limit,
+    choose_final,
+    final_plan,
+    search_seconds_left,
+    too_slow,
+)
 from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate
 from swarmcnn.search.executors import available_cores
 from swarmcnn.search.final import train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.loop import Search, SearchConfig
-from swarmcnn.search.promotion import finalists, promotion_config, promotion_seconds
+from swarmcnn.search.promotion import finalists, promotion_config
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import list_strategies
 from swarmcnn.spec import Spec
@@ -187,8 +193,11 @@ def run_tpe(setting: Setting) -> Outcome:
         return score if math.isfinite(score) else 0.0  # a failed candidate: the worst accuracy there is
 
     def stop_at_budget(study, trial) -> None:
-        left = setting.budget - (time.perf_counter() - clock) - final_seconds(best_of(scored), data, setting)
-        if left - promotion_seconds(scored.values(), setting.promote, []) <= 0:
+        elapsed = time.perf_counter() - clock
+        left = search_seconds_left(
+            setting.budget, elapsed, scored.values(), data, setting.evaluation, setting.final_epochs, setting.promote
+        )
+        if left <= 0:
             study.stop()
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=setting.seed))
@@ -219,16 +228,6 @@ def run_baseline(name: str, setting: Setting) -> Outcome:
 
 
 # -- the final training, for the methods that do not run through Search: the same functions Search calls --
-
-
-def best_of(scored: dict[str, EvaluationRecord]) -> EvaluationRecord | None:
-    ok = [r for r in scored.values() if r.ok]
-    return max(ok, key=lambda r: r.score) if ok else None
-
-
-def final_seconds(best: EvaluationRecord | None, data: Dataset, setting: Setting) -> float:
-    """The time the final training of `best` would take, as Search estimates it for its budget."""
-    return 0.0 if best is None else epoch_seconds(best, data, setting.evaluation) * setting.final_epochs
 
 
 def finish(best: EvaluationRecord | None, data: Dataset, setting: Setting, elapsed: float) -> tuple[float, int]:

@@ -12,11 +12,13 @@ from swarmcnn.search.budget import (
     epoch_seconds,
     epochs_within,
     predicted_seconds,
+    search_seconds_left,
     too_slow,
 )
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.search.loop import Search, SearchConfig
+from swarmcnn.search.promotion import PROMOTION_FACTOR
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
 
@@ -103,3 +105,12 @@ def test_final_choice_is_the_best_unless_it_would_get_under_half_its_epochs(digi
     assert choose_final(records, digits, evaluation, 30, 100) is fast  # slow would get 3 of 30 epochs
     assert choose_final(records, digits, evaluation, 30, 1) is slow  # nothing fits: the best after all
     assert choose_final([failure("conv8x3 relu", "failed", "x")], digits, evaluation, 30, 100) is None
+
+
+def test_the_search_keeps_time_for_the_promotions_not_yet_run_and_the_final_training_of_the_best(digits):
+    evaluation = EvaluationConfig(epochs=2)
+    best, second = _record("conv8x3 relu", 4.0, 1000, score=0.9), _record("conv16x3 relu", 6.0, 2000, score=0.8)
+    final = epoch_seconds(best, digits, evaluation) * 30
+    left = search_seconds_left(600, 100, [second, best], digits, evaluation, 30, promote=2, promoted=[best.spec])
+    assert left == pytest.approx(600 - 100 - final - 6.0 * PROMOTION_FACTOR)
+    assert search_seconds_left(600, 100, [], digits, evaluation, 30, promote=2) == 500

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 
 from swarmcnn.data import Dataset
 from swarmcnn.search.evaluate import EvaluationConfig, failure
-from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.search.journal import EvaluationRecord, ranked
+from swarmcnn.search.promotion import promotion_seconds
 from swarmcnn.spec import Spec
 
 # Of a wall-clock budget, the most the final training of one candidate may need. A quarter: on mnist-5k
@@ -74,11 +75,29 @@ def choose_final(
     end may not fit at all: rather than train it for an epoch or two, take the best that can be trained.
     Without a budget, or when none fits, simply the best.
     """
-    ranked = sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)
-    if not ranked or seconds_left is None:
-        return ranked[0] if ranked else None
-    fitting = (r for r in ranked if epoch_seconds(r, data, evaluation) * wanted / 2 <= seconds_left)
-    return next(fitting, ranked[0])
+    candidates = ranked(records)
+    if not candidates or seconds_left is None:
+        return candidates[0] if candidates else None
+    fitting = (r for r in candidates if epoch_seconds(r, data, evaluation) * wanted / 2 <= seconds_left)
+    return next(fitting, candidates[0])
+
+
+def search_seconds_left(
+    budget_seconds: float,
+    elapsed: float,
+    records: Iterable[EvaluationRecord],
+    data: Dataset,
+    evaluation: EvaluationConfig,
+    final_epochs: int,
+    promote: int,
+    promoted: Iterable[str] = (),
+) -> float:
+    """What a budgeted search may still spend on candidates: the budget less the time spent, the promotion
+    of today's finalists (those not promoted yet) and the final training of today's best."""
+    records = list(records)
+    best = next(iter(ranked(records)), None)
+    final = 0.0 if best is None else epoch_seconds(best, data, evaluation) * final_epochs
+    return budget_seconds - elapsed - final - promotion_seconds(records, promote, promoted)
 
 
 def candidate_seconds_limit(

@@ -10,6 +10,7 @@ import json
 import math
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,6 +75,11 @@ class EvaluationRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def ranked(records: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
+    """The candidates that trained, best score first (equal scores in the order given)."""
+    return sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)
 
 
 class Journal:

@@ -16,12 +16,18 @@ import torch
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search.budget import candidate_seconds_limit, choose_final, epoch_seconds, final_plan, too_slow
+from swarmcnn.search.budget import (
+    candidate_seconds_limit,
+    choose_final,
+    final_plan,
+    search_seconds_left,
+    too_slow,
+)
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
 from swarmcnn.search.final import train_final
-from swarmcnn.search.journal import EvaluationRecord, Journal
-from swarmcnn.search.promotion import finalists, promotion_config, promotion_seconds
+from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
+from swarmcnn.search.promotion import finalists, promotion_config
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
@@ -234,8 +240,7 @@ class Search:
         return too_slow(Spec.parse(text), self.data, self.evaluation.max_seconds, self.known.values())
 
     def best(self) -> EvaluationRecord | None:
-        scored = [r for r in self.known.values() if r.ok]
-        return max(scored, key=lambda r: r.score) if scored else None
+        return next(iter(ranked(self.known.values())), None)
 
     # -- budget --------------------------------------------------------------------------------------
 
@@ -250,19 +255,21 @@ class Search:
     def _seconds_left(self) -> float | None:
         if self.config.budget_seconds is None:
             return None
-        promotions = promotion_seconds(self.known.values(), self.config.promote, self.promoted)
-        return self.config.budget_seconds - self._elapsed() - self._final_seconds_estimate() - promotions
+        config = self.config
+        return search_seconds_left(
+            config.budget_seconds,
+            self._elapsed(),
+            self.known.values(),
+            self.data,
+            config.evaluation,
+            config.final_epochs,
+            config.promote,
+            self.promoted,
+        )
 
     def _budget_spent(self) -> bool:
         seconds_left = self._seconds_left()
         return self._evaluations_left() == 0 or (seconds_left is not None and seconds_left <= 0)
-
-    def _final_seconds_estimate(self) -> float:
-        """Time the final training of today's best would take."""
-        best = self.best()
-        if best is None:
-            return 0.0
-        return epoch_seconds(best, self.data, self.config.evaluation) * self.config.final_epochs
 
     # -- final model ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from swarmcnn.search.evaluate import EvaluationConfig
-from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.search.journal import EvaluationRecord, ranked
 
 PROMOTION_FACTOR = 3  # a promoted candidate trains this many times the candidate epochs (and time limit)
 
@@ -26,7 +26,7 @@ def promotion_config(evaluation: EvaluationConfig) -> EvaluationConfig:
 
 def finalists(records: Iterable[EvaluationRecord], count: int) -> list[EvaluationRecord]:
     """The `count` best trained candidates by search score, best first."""
-    return sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)[:count]
+    return ranked(records)[:count]
 
 
 def promotion_seconds(records: Iterable[EvaluationRecord], count: int, promoted: Iterable[str]) -> float:

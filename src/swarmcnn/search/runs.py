@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swarmcnn.search.journal import EvaluationRecord, Journal
+from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
 
 
 def describe_run(run_dir: str | Path, top: int = 10) -> dict:
@@ -15,7 +15,7 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
         records, promotions = journal.evaluations(), journal.evaluations("promotions")
     finally:
         journal.close()
-    ok = sorted((r for r in records if r.ok), key=lambda r: r.score, reverse=True)
+    ok = ranked(records)
     best = ok[0] if ok else None
     failures: dict[str, int] = {}
     for r in records:
