@@ -201,8 +201,7 @@ class Search:
             for text, record in itertools.chain(((r.spec, r) for r in skipped), trained):
                 origin = next(c.origin for c in candidates if str(c.spec) == text)
                 record = replace(record, generation=self.strategy.generation, origin=origin)
-                self.journal.record(record)
-                self.journal.put("search_seconds", self._elapsed())  # a kill loses no time already spent
+                self._journal(record)
                 self.known[record.spec] = record
                 self.reporter.evaluated(
                     record, self.best(), len(self.known), self.strategy.generation, self._seconds_left()
@@ -231,10 +230,14 @@ class Search:
                 continue
             _, record = next(executor.map([Spec.parse(finalist.spec)]))
             record = replace(record, generation=finalist.generation, origin={"score": finalist.score})
-            self.journal.record(record, "promotions")
-            self.journal.put("search_seconds", self._elapsed())
+            self._journal(record, "promotions")
             self.promoted[record.spec] = record
             self.reporter.promoted(record, config.epochs)
+
+    def _journal(self, record: EvaluationRecord, table: str = "evaluations") -> None:
+        """Store a result with the search time spent so far: a kill loses neither."""
+        self.journal.record(record, table)
+        self.journal.put("search_seconds", self._elapsed())
 
     def _too_slow(self, text: str) -> EvaluationRecord | None:
         return too_slow(Spec.parse(text), self.data, self.evaluation.max_seconds, self.known.values())
