@@ -118,7 +118,7 @@ def _read_video(path: Path, frames: int, size: tuple[int, int] | None) -> np.nda
     # Only the sampled frames are converted and kept, so a long full-resolution clip costs decoding time,
     # not memory. The container's frame count says which ones; where it is missing or proves wrong once
     # decoded, a second pass keeps every frame and samples from the true count.
-    stated, count, kept = _decode(path, size, lambda count: set(sample_indices(count, frames).tolist()))
+    stated, count, kept = _decode(path, size, frames)
     if not stated or count != stated:
         _, count, kept = _decode(path, size, None)
     if not count:
@@ -128,10 +128,10 @@ def _read_video(path: Path, frames: int, size: tuple[int, int] | None) -> np.nda
     return _gray(clip) if spread.max(initial=0) <= GRAY_TOLERANCE else clip
 
 
-def _decode(path: Path, size: tuple[int, int] | None, wanted) -> tuple[int, int, dict]:
+def _decode(path: Path, size: tuple[int, int] | None, frames: int | None) -> tuple[int, int, dict]:
     """Decode the first video stream: (the container's stated frame count or 0, frames decoded, the kept
-    pictures by index, resized as they are decoded). wanted(stated count) gives the indices to keep; None
-    keeps every frame."""
+    pictures by index, resized as they are decoded). Only the `frames` sampled by the stated count are kept
+    (none without a stated count); with frames None, every one."""
     av = _pyav(path)
     try:
         with av.open(str(path)) as container:
@@ -140,9 +140,9 @@ def _decode(path: Path, size: tuple[int, int] | None, wanted) -> tuple[int, int,
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stated = max(int(stream.frames or 0), 0)
-            keep = wanted(stated) if wanted is not None and stated else None
-            if wanted is not None and keep is None:
+            if frames is not None and not stated:
                 return stated, 0, {}  # no count to sample by: the caller decodes every frame
+            keep = None if frames is None else set(sample_indices(stated, frames).tolist())
             kept, count = {}, 0
             for count, frame in enumerate(container.decode(stream), start=1):
                 if keep is None or count - 1 in keep:
