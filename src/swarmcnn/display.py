@@ -55,7 +55,7 @@ class RichTrainReporter(TrainReporter):
             self.task,
             completed=stats.epoch * self.batches,
             loss=stats.train_loss,
-            val_acc="-" if math.isnan(stats.val_accuracy) else f"{stats.val_accuracy:.4f}",
+            val_acc=accuracy_text(stats.val_accuracy),
             speed=f"{stats.images_per_second:,.0f} img/s",
         )
 
@@ -81,6 +81,11 @@ def evaluation_tables(result: dict, title: str) -> list[Table]:
     return [per_class, confusion]
 
 
+def accuracy_text(value: float | None) -> str:
+    """An accuracy to four places, or '-' where there is none (a failed candidate, no validation split)."""
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
 def predictions_table(rows: list[dict]) -> Table:
     table = Table(title="predictions")
     table.add_column("file")
@@ -94,8 +99,9 @@ def predictions_table(rows: list[dict]) -> Table:
 
 def explanations_table(rows: list[dict], method: str) -> Table:
     table = Table(title=f"explanations ({method})")
+    with_truth = any("true" in row for row in rows)  # inputs from --data know their class
     table.add_column("input")
-    if any("true" in row for row in rows):
+    if with_truth:
         table.add_column("true")
     table.add_column("class")
     table.add_column("probability", justify="right")
@@ -103,7 +109,7 @@ def explanations_table(rows: list[dict], method: str) -> Table:
     table.add_column("strongest at")
     for row in rows:
         where = "frame {}, row {}, column {}" if len(row["peak"]) == 3 else "row {}, column {}"
-        true = [row.get("true", "")] if any("true" in r for r in rows) else []
+        true = [row.get("true", "")] if with_truth else []
         table.add_row(row["file"], *true, row["label"], f"{row['probability']:.4f}", row["target"],
                       where.format(*row["peak"]))
     return table
@@ -145,7 +151,7 @@ class RichSearchReporter(SearchReporter):
         return Panel(grid, title=f"swarmcnn search: {self.config.strategy} on {self.config.source}")
 
     def promoted(self, record, epochs: int) -> None:
-        accuracy = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
+        accuracy = accuracy_text(record.val_accuracy)
         self.console.print(f"promoted {record.spec}: {record.status}, val accuracy {accuracy} after {epochs} epochs")
 
     def final_training(self, spec: str, epochs: int):
@@ -175,7 +181,7 @@ def run_tables(summary: dict) -> list[Table]:
         for i, row in enumerate(summary[key], start=1):
             table.add_row(
                 str(i),
-                "-" if row["val_accuracy"] is None else f"{row['val_accuracy']:.4f}",
+                accuracy_text(row["val_accuracy"]),
                 f"{row['params']:,}",
                 f"{row['seconds']:.1f}",
                 row["spec"],
