@@ -37,9 +37,13 @@ class TrainedModel:
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for stored inputs of shape (N, *input_shape) (uint8 0..255 or float)."""
+        self.check_inputs(x)
+        return predict_logits(self.module, x, self.normalization).softmax(1)
+
+    def check_inputs(self, x: torch.Tensor) -> None:
+        """Refuse a batch whose inputs are not of the model's input shape, naming both shapes."""
         if tuple(x.shape[1:]) != tuple(self.input_shape):
             raise SwarmCNNError(f"inputs of shape {tuple(x.shape[1:])} do not match the model's {self.input_shape}")
-        return predict_logits(self.module, x, self.normalization).softmax(1)
 
     def save(self, directory: str | Path) -> Path:
         from safetensors.torch import save_file

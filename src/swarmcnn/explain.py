@@ -68,9 +68,7 @@ def explain(
     if method not in METHODS:
         raise SwarmCNNError(f"unknown explanation method '{method}'{did_you_mean(method, list(METHODS))}; "
                             f"choose one of {', '.join(METHODS)}")
-    if tuple(inputs.shape[1:]) != tuple(trained.input_shape):
-        raise SwarmCNNError(f"inputs of shape {tuple(inputs.shape[1:])} do not match the model's "
-                            f"{tuple(trained.input_shape)}")
+    trained.check_inputs(inputs)
     _require_captum()
     module = _explainable_copy(trained.module)
     x = trained.normalization(inputs.cpu())
