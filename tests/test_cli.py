@@ -110,6 +110,11 @@ def test_explain_without_inputs_or_with_a_bad_target_exits_2(digits_model_dir, t
     _assert_clean_error(_run("explain", digits_model_dir, "--out", tmp_path / "why", *extra), *words)
 
 
+def test_explain_to_an_out_that_is_a_file_exits_2_naming_it(digits_model_dir, tmp_path):
+    (tmp_path / "why").write_text("not a folder")
+    _assert_clean_error(_run("explain", digits_model_dir, "--data", "digits", "--out", tmp_path / "why"), "why")
+
+
 def test_missing_model_directory_exits_2_naming_it(tmp_path):
     _assert_clean_error(_run("evaluate", tmp_path / "nomodel", "digits"), "nomodel")
 

@@ -429,9 +429,9 @@ def run_explain(args: argparse.Namespace) -> int:
 
     trained = load(args.model)
     names, inputs, truths = _inputs_to_explain(args, trained)
+    out = _folder_path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an --out that cannot be a folder fails at once
     explanations = explain(trained, inputs, args.method, args.target)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     weight = first_conv_weight(trained.module)
     features = None if weight is None else out / "features.png"
     if features is not None:
@@ -489,13 +489,19 @@ def _inputs_to_explain(args: argparse.Namespace, trained):
     return names, torch.stack(inputs), truths
 
 
+def _folder_path(path: str) -> Path:
+    """An --out that is a folder or can become one."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise SwarmCNNError(f"--out '{out}' exists and is not a folder")
+    return out
+
+
 def _output_dir(path: str) -> Path:
     """Refuse to write a model over a folder that holds something else."""
     from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
 
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise SwarmCNNError(f"--out '{out}' exists and is not a folder")
+    out = _folder_path(path)
     if out.is_dir() and set(p.name for p in out.iterdir()) - {MODEL_FILE, WEIGHTS_FILE}:
         raise SwarmCNNError(f"--out '{out}' is a folder with other files in it; choose a new or empty folder")
     return out

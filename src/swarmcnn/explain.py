@@ -66,8 +66,8 @@ def explain(
 ) -> list[Explanation]:
     """Explain the model's answer for each stored input of shape (N, *input_shape), uint8 or float."""
     if method not in METHODS:
-        raise SwarmCNNError(f"unknown explanation method '{method}'{did_you_mean(method, list(METHODS))}; "
-                            f"choose one of {', '.join(METHODS)}")
+        raise SwarmCNNError(f"unknown explanation method '{method}' (methods: {', '.join(METHODS)})"
+                            f"{did_you_mean(method, list(METHODS))}")
     trained.check_inputs(inputs)
     _require_captum()
     module = _explainable_copy(trained.module)
