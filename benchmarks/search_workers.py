@@ -17,9 +17,10 @@ import time
 import numpy as np
 import torch
 
+from swarmcnn.cores import available_cores
 from swarmcnn.data import DataConfig, load_data
 from swarmcnn.search.evaluate import EvaluationConfig
-from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
+from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.train import Normalization
 
@@ -34,17 +35,17 @@ def time_in_process(source: str, specs: list, config: EvaluationConfig, threads:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     data = load_data(source)
-    executor = InProcess(data, Normalization.of(data.train.x), config)
-    records = [record for _, record in executor.map(specs)]
+    executor = InProcess(data, Normalization.of(data.train.x))
+    records = [record for _, record in executor.map([(spec, config) for spec in specs])]
     assert all(r.status in ("ok", "too-large") for r in records), [r.reason for r in records]
     return time.perf_counter() - started
 
 
 def time_workers(source: str, specs: list, config: EvaluationConfig, workers: int) -> float:
     started = time.perf_counter()
-    executor = WorkerProcesses(workers, source, DataConfig(), config)
+    executor = WorkerProcesses(workers, source, DataConfig())
     try:
-        records = [record for _, record in executor.map(specs)]
+        records = [record for _, record in executor.map([(spec, config) for spec in specs])]
     finally:
         executor.close()
     assert all(r.status in ("ok", "too-large") for r in records), [r.reason for r in records]

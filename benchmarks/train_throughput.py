@@ -7,11 +7,11 @@ and one video network (the 3-D CNN of the video acceptance check, on built-in mo
 - plain: what a competent PyTorch user writes: the training split pre-normalised to float once,
   `torch.randperm` per epoch, index slices, forward, `F.cross_entropy`, `zero_grad(set_to_none=True)`,
   backward, AdamW step. Nothing else.
-- swarmcnn fit: `fit(...)` as users call it (patience=None, no reporter), timed wall-clock around the
-  whole call: per-batch normalisation from uint8, cosine schedule, loss/accuracy bookkeeping, one
-  validation pass and a copy of the best weights per epoch included.
+- swarmcnn fit: `fit(...)` as users call it (no early stopping, no reporter), timed wall-clock around the
+  whole call: per-batch normalisation from uint8, the one-cycle schedule, label smoothing, loss/accuracy
+  bookkeeping and one validation pass at the end included.
 - swarmcnn training pass: the images/s `fit` itself records (`EpochStats.images_per_second`), i.e. the
-  same call without the validation pass and the best-weights copy.
+  same call without the validation pass.
 
 Both sides get the same network (built from one spec by `build_seeded` with one seed), the same data,
 batch size, optimizer (AdamW with TrainConfig's default lr and weight decay) and thread count. Each
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -37,9 +36,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from swarmcnn import cores
+from swarmcnn.cores import available_cores
 from swarmcnn.data import DataConfig, Dataset, Split, load_data
 from swarmcnn.spec import Spec, parse
-from swarmcnn.train import Normalization, TrainConfig, build_seeded, fit
+from swarmcnn.train import Normalization, TrainConfig, build_seeded, default_lr, fit
 
 # real digits when present, beside the project as in a checkout of this workplace (never copied into it)
 MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "mnist-5k"
@@ -52,7 +53,7 @@ NETWORKS = {  # name: (spec, data: "images" or "video")
     "video3d": ("conv16x3 relu maxpool2 conv32x3 relu maxpool2 fc64 relu", "video"),
 }
 SEED = 0
-BATCH_SIZE = 64  # TrainConfig's default: the batch size users train with
+BATCH_SIZE = 64  # both sides, fixed: throughput depends on it
 WARMUP_IMAGES = 512  # the "one short epoch" each side runs before timing
 QUICK_TRAIN, QUICK_VAL = 256, 128
 
@@ -113,7 +114,8 @@ def matmul_peak(seconds: float, n: int = 2048) -> float:
 
 def train_plain(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, config: TrainConfig) -> None:
     """The hand-written reference loop; x is already float and normalised."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    lr = config.lr or default_lr(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     for _ in range(epochs):
@@ -195,7 +197,7 @@ def summarise(result: dict, peak: float) -> None:
 LABELS = {"plain": "plain loop", "fit": "fit, whole call", "fit_train_pass": "fit, train pass"}
 LEGEND = (
     "plain loop: hand-written PyTorch loop on pre-normalised floats. fit, whole call: wall clock around "
-    "swarmcnn's fit (per-epoch validation and best-weights copy included). fit, train pass: the "
+    "swarmcnn's fit (its validation pass at the end included). fit, train pass: the "
     "images (clips) per second fit records in EpochStats for its training passes alone. spread: (max - min) / median "
     "over the runs. val acc: after the last epoch."
 )
@@ -242,32 +244,10 @@ def print_table(report: dict) -> None:
     console.print(LEGEND)
 
 
-def busy_cpu_seconds() -> float | None:
-    """Non-idle CPU time of the whole machine so far (Linux /proc/stat); None elsewhere."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def other_cpu_share(machine_before: float | None, own_before: float, seconds: float) -> float | None:
-    """Share of all cores that other processes used while we ran: the noise every figure here carries."""
-    machine_now = busy_cpu_seconds()
-    if machine_before is None or machine_now is None:
-        return None
-    others = (machine_now - machine_before) - (process_cpu_seconds() - own_before)
-    return max(0.0, others / (seconds * (os.cpu_count() or 1)))
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def other_share(before: cores.CpuSample) -> float | None:
+    """Share of this process's cores that other processes used while it ran: the noise every figure carries."""
+    load = cores.other_load(before)
+    return None if load is None else load / available_cores()
 
 
 def parse_args() -> argparse.Namespace:
@@ -289,7 +269,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)  # a benchmark process: the thread count is its one global setting
     data = {kind: load(kind, args.quick) for kind in dict.fromkeys(kind for _, kind in NETWORKS.values())}
-    machine_before, own_before, started = busy_cpu_seconds(), process_cpu_seconds(), time.perf_counter()
+    before = cores.sample()
     peak = matmul_peak(seconds=0.2 if args.quick else 1.0)
     results = [benchmark(name, text, *data[kind], args.epochs, args.repeats) for name, (text, kind) in NETWORKS.items()]
     for result in results:
@@ -300,7 +280,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {available_cores()} CPU cores",
         "settings": {"threads": args.threads, "batch_size": BATCH_SIZE, "epochs": args.epochs, "repeats": args.repeats},
         "matmul_peak_gflops": peak,
-        "other_processes_cpu_share": other_cpu_share(machine_before, own_before, time.perf_counter() - started),
+        "other_processes_cpu_share": other_share(before),
         "results": results,
     }
     if args.json:

@@ -7,7 +7,19 @@ import torch
 from swarmcnn.data import Dataset, Split
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.spec import parse
-from swarmcnn.train import Normalization, TrainConfig, TrainReporter, augment, build_seeded, evaluate, fit
+from swarmcnn.train import (
+    WARMUP_START,
+    Normalization,
+    Schedule,
+    TrainConfig,
+    TrainReporter,
+    augment,
+    build_seeded,
+    default_batch_size,
+    evaluate,
+    fit,
+    one_cycle,
+)
 
 REFERENCE = "conv32x3 bn relu maxpool2 fc64 relu"
 
@@ -63,16 +75,76 @@ def test_early_stopping_stops_when_validation_loss_stalls(digits):
     assert len(result.epochs) < 60
 
 
-def test_time_limit_stops_after_the_first_epoch(digits):
-    _, _, result = _train(digits, "conv4x3 relu fc8", epochs=5, max_seconds=0)
-    assert result.status == "time-limit"
-    assert len(result.epochs) == 1
+def test_one_cycle_warms_up_to_its_peak_then_anneals_to_zero():
+    shares = [one_cycle(p / 100, warmup=0.2) for p in range(101)]
+    assert shares[0] == pytest.approx(WARMUP_START) and shares[20] == pytest.approx(1.0)
+    assert shares[:21] == sorted(shares[:21]) and shares[20:] == sorted(shares[20:], reverse=True)
+    assert shares[-1] == 0.0 and shares[99] < 1e-3
 
 
-def test_model_ends_with_the_weights_of_its_best_validation_loss(digits):
-    model, normalization, result = _train(digits, "conv8x3 relu fc32 relu", epochs=6, lr=5e-2, patience=None)
+class FakeClock:
+    """Seconds that pass by `tick` at every read: a machine of any speed, the same run after run."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.parametrize("tick", [0.001, 0.02])  # a fast machine and one twenty times slower
+def test_a_time_limit_ends_the_schedule_with_the_rate_annealed_whatever_the_pace(digits, tick):
+    model = build_seeded(parse("conv4x3 relu fc8"), digits.input_shape, 10, seed=0)
+    config = TrainConfig(epochs=1000, max_seconds=2.0, lr=1e-2)
+    result = fit(model, digits, Normalization.of(digits.train.x), config, clock=FakeClock(tick))
+    assert result.status == "completed" and result.cut_by_time
+    assert result.images < result.planned_images and "time limit of 2s" in result.reason
+    assert result.epochs[-1].lr < 1e-2 * 0.01  # the last step ran at the floor of the schedule, not mid-way
+    assert result.seconds == pytest.approx(2.0, abs=30 * tick)  # it ended when the time was up
+
+
+def test_a_schedule_ends_with_its_images_when_the_time_suffices(digits):
+    model = build_seeded(parse("conv4x3 relu fc8"), digits.input_shape, 10, seed=0)
+    config = TrainConfig(epochs=3, max_seconds=1e6)
+    result = fit(model, digits, Normalization.of(digits.train.x), config)
+    assert not result.cut_by_time and result.images == result.planned_images == 3 * len(digits.train)
+    assert len(result.epochs) == 3 and result.reason == "trained 3 epochs"
+
+
+def test_schedule_progress_is_the_larger_of_images_seen_and_time_used():
+    clock = FakeClock(1.0)
+    schedule = Schedule(images=1000, max_seconds=100.0, clock=clock)  # started at 1.0
+    schedule.seen = 500
+    assert schedule.progress() == pytest.approx(0.5)  # 1 second of 100 used, half the images seen
+    clock.now = 90.0
+    assert schedule.progress() == pytest.approx(0.9)  # now the time decides
+    clock.now = 500.0
+    assert schedule.progress() == 1.0 and schedule.ended
+
+
+def test_with_early_stopping_the_model_ends_with_the_weights_of_its_best_validation_loss(digits):
+    model, normalization, result = _train(digits, "conv8x3 relu fc32 relu", epochs=6, lr=5e-2, patience=10)
     best = min(result.epochs, key=lambda e: e.val_loss)
     assert evaluate(model, digits.val, normalization).loss == pytest.approx(best.val_loss, rel=1e-5)
+
+
+def test_without_early_stopping_the_model_keeps_its_last_weights_validated_once(digits):
+    model, normalization, result = _train(digits, "conv8x3 relu fc32 relu", epochs=4)
+    assert [math.isnan(e.val_loss) for e in result.epochs] == [True, True, True, False]  # nobody read the others
+    assert evaluate(model, digits.val, normalization).loss == pytest.approx(result.best_val_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("lr", [10.0, 1.0])
+def test_a_network_that_cannot_learn_is_told_by_its_loss_at_the_chance_level(digits, lr):
+    _, _, result = _train(digits, "conv8x3 relu maxpool2 fc32 relu", epochs=4, lr=lr)
+    assert result.status == "completed" and result.not_learning is not None
+    assert result.chance_loss == pytest.approx(math.log(10), rel=0.01)  # digits' classes are near balanced
+
+
+def test_a_network_that_learns_is_not_told_it_does_not(digits):
+    _, _, result = _train(digits, REFERENCE, epochs=4)
+    assert result.not_learning is None
 
 
 def test_train_fraction_trains_on_part_of_the_split(digits):
@@ -116,7 +188,19 @@ def test_evaluation_confusion_matrix_counts_every_image(digits):
     assert confusion.diag().sum() / len(digits.test) == pytest.approx(result.accuracy)
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"optimizer": "adam"}, {"train_fraction": 0}, {"lr": -1.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"optimizer": "adam"},
+        {"train_fraction": 0},
+        {"lr": -1.0},
+        {"weight_decay": -5},
+        {"warmup": 1.0},
+        {"label_smoothing": -0.1},
+        {"patience": -3},
+    ],
+)
 def test_bad_training_settings_are_refused(bad):
     with pytest.raises(SwarmCNNError):
         TrainConfig(**bad)
@@ -137,17 +221,6 @@ def test_training_without_a_validation_split_runs_every_epoch_and_keeps_the_last
     assert all(torch.equal(v, last.state[k]) for k, v in model.state_dict().items())
 
 
-def test_a_training_that_cannot_finish_in_time_gives_up_after_a_few_batches(digits):
-    model = build_seeded(parse(REFERENCE), digits.input_shape, 10, seed=0)
-    config = TrainConfig(epochs=10_000, max_seconds=1.0, give_up_early=True, patience=None)
-    result = fit(model, digits, Normalization.of(digits.train.x), config)
-    assert result.status == "time-limit" and "would take about" in result.reason
-    assert result.epochs == [] and result.seconds < 1.0  # stopped on its pace, before the limit itself
-
-
-def test_without_giving_up_early_a_training_runs_to_its_time_limit(digits):
-    model = build_seeded(parse(REFERENCE), digits.input_shape, 10, seed=0)
-    config = TrainConfig(epochs=10_000, max_seconds=0.5, patience=None)  # no early stop, even on a fast machine
-    result = fit(model, digits, Normalization.of(digits.train.x), config)
-    assert result.status == "time-limit" and result.reason.startswith("time limit 0.5s")
-    assert result.seconds >= 0.5
+def test_the_default_batch_shrinks_for_small_data_so_an_epoch_has_steps():
+    assert default_batch_size(100_000) == 128 and default_batch_size(3_400) == 64
+    assert default_batch_size(1_257) == 32 and default_batch_size(50) == 32

@@ -62,6 +62,13 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="frames per video clip, evenly spaced over the clip (8); ignored for images",
     )
+    group.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="train and validate on at most the first N samples of each class (a quicker trial on a large set); "
+        "a test split of the source's own is kept whole",
+    )
 
 
 def _add_model_size_option(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a CNN of a given architecture and save it as a model directory",
-        description="Train a CNN by backpropagation (AdamW or SGD, cosine schedule, early stopping on validation "
-        "loss) and save it as a model directory (model.json + weights.safetensors).",
+        description="Train a CNN by backpropagation (AdamW or SGD, one-cycle schedule: warm-up then cosine "
+        "annealing, label smoothing) and save it as a model directory (model.json + weights.safetensors).",
         epilog='example:\n  swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out m',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -107,14 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     train.add_argument("--epochs", type=int, help="training epochs (10)")
     train.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (0)")
-    train.add_argument("--batch-size", type=int, help="images per batch (64)")
-    train.add_argument("--lr", type=float, help="peak learning rate (0.005 for adamw, 0.05 for sgd)")
-    train.add_argument("--weight-decay", type=float, help="weight decay (0.05; sgd uses a tenth)")
+    train.add_argument("--batch-size", type=int, help="images per batch (128)")
+    train.add_argument(
+        "--lr",
+        type=float,
+        help="peak learning rate of the one-cycle schedule (default: 0.004 for a network with bn, 0.001 without; "
+        "sgd: 0.05 and 0.02)",
+    )
+    train.add_argument("--weight-decay", type=float, help="weight decay (0.01; sgd uses a tenth)")
     train.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default), or sgd with momentum")
     train.add_argument(
         "--patience",
         type=int,
-        help="stop after this many epochs without a better validation loss (5; 0 turns it off)",
+        help="stop after this many epochs without a better validation loss and keep the best weights "
+        "(default: off, the schedule runs to its end; 0: off)",
     )
     train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture")
     train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
@@ -218,15 +231,32 @@ def _add_search_parser(commands) -> None:
     search.add_argument("--workers", type=int, help="candidates trained side by side in local processes (1)")
     search.add_argument("--seed", type=int, help="seed of the strategy and of every training (0)")
     search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space)")
-    search.add_argument("--candidate-epochs", type=int, help="training epochs per candidate (2)")
-    search.add_argument("--train-fraction", type=float, help="share of the training split per candidate (1.0)")
-    search.add_argument("--final-epochs", type=int, help="training epochs of the best spec at the end (30)")
+    search.add_argument("--candidate-epochs", type=int, help="training epochs per candidate at the first rung (2)")
     search.add_argument(
-        "--promote",
+        "--train-fraction",
+        type=float,
+        help="share of the training split per candidate at the first rung (1.0; with --budget at most this, "
+        "less where the data is large for the budget)",
+    )
+    search.add_argument(
+        "--final-epochs",
         type=int,
-        metavar="K",
-        help="train the K best candidates again for 3x the candidate epochs and choose the final spec among them "
-        "(0: the best by its short training)",
+        help="training epochs of the best spec at the end (default: with --budget as many as the time left holds, "
+        "else 30)",
+    )
+    search.add_argument(
+        "--rungs",
+        type=int,
+        metavar="R",
+        help="promotion rungs (2): the best third of each rung trains again on 3x the images, up to rung R; the "
+        "final spec is the best of the highest rung (0: the best after the first short training)",
+    )
+    search.add_argument(
+        "--no-designs",
+        dest="designs",
+        action="store_false",
+        default=None,
+        help="do not start from the hand-designed networks (LeNet-5, a small VGG)",
     )
     search.add_argument(
         "--augment",
@@ -249,12 +279,14 @@ def _add_search_parser(commands) -> None:
     search.add_argument(
         "--candidate-seconds",
         type=float,
-        help="time limit per candidate (default: none; with --budget, the time beyond which its final training "
-        "would need more than a quarter of the budget)",
+        help="time limit per candidate at the first rung, three times more per rung above; a slower candidate's "
+        "schedule is compressed into it (default: none; with --budget, four times a typical candidate's time)",
     )
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
-    search.add_argument("--threads", type=int, help="CPU threads for PyTorch in this process (default: all cores)")
+    search.add_argument(
+        "--threads", type=int, help="CPU threads for PyTorch (default: the cores other processes leave free)"
+    )
 
 
 def _add_runs_parser(commands) -> None:
@@ -341,6 +373,8 @@ def run_train(args: argparse.Namespace) -> int:
             f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters"
         )
     result = fit(model, data, normalization, config, reporter=None if args.quiet else RichTrainReporter())
+    if result.not_learning:
+        print(f"swarmcnn: warning: {not_learning_text(result.not_learning, result.chance_loss)}", file=sys.stderr)
     if not result.epochs:
         raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved")
     test = evaluate(model, data.test, normalization)
@@ -353,6 +387,7 @@ def run_train(args: argparse.Namespace) -> int:
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "train_seconds": result.seconds,
+        **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
     }
     trained = TrainedModel(
         model.cpu(),
@@ -489,6 +524,15 @@ def _inputs_to_explain(args: argparse.Namespace, trained):
     return names, torch.stack(inputs), truths
 
 
+def not_learning_text(epoch: int, chance: float | None = None) -> str:
+    """The one line that tells a user the network learned nothing, with the remedies."""
+    level = "" if chance is None else f" ({chance:.3f})"
+    return (
+        f"the training loss stayed at the chance level{level} up to epoch {epoch}: the network is not learning; "
+        "try a lower --lr (a third of it, say) or 'bn' after each convolution"
+    )
+
+
 def _folder_path(path: str) -> Path:
     """An --out that is a folder or can become one."""
     out = Path(path)
@@ -552,7 +596,7 @@ def run_search(args: argparse.Namespace) -> int:
         ]
         if given:
             raise SwarmCNNError(f"--resume continues with the run's own settings; drop {', '.join(given)}")
-        search = Search.resume(args.resume, reporter)
+        search = Search.resume(args.resume, reporter, threads=args.threads)
     else:
         if not args.data or not args.out:
             raise SwarmCNNError("search needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
@@ -568,7 +612,8 @@ def run_search(args: argparse.Namespace) -> int:
             source=args.data,
             **{
                 k: v
-                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "promote", "augment", "flip")
+                for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "rungs", "designs", "augment",
+                          "flip")
                 if (v := getattr(args, k)) is not None
             },
             budget_seconds=args.budget,
@@ -576,8 +621,11 @@ def run_search(args: argparse.Namespace) -> int:
             evaluation=EvaluationConfig(**{k: v for k, v in evaluation.items() if v is not None}),
             data=DataConfig(**_given(args, DataConfig)),
         )
-        search = Search.start(args.out, config, reporter)
+        search = Search.start(args.out, config, reporter, threads=args.threads)
     summary = search.run()
+    final = search.journal.get("final")
+    if final.get("final_not_learning"):
+        print(f"swarmcnn: warning: {not_learning_text(final['final_not_learning'])}", file=sys.stderr)
     if not args.quiet:
         stdout.print(
             f"best spec [bold]{summary.best_spec}[/]: val accuracy {summary.best_val_accuracy:.4f}, "
@@ -598,10 +646,13 @@ def run_runs(args: argparse.Namespace) -> int:
     for table in run_tables(summary):
         stdout.print(table)
     val, test = summary["best_val_accuracy"], summary["test_accuracy"]
+    counts = ", ".join(f"{count} {kind}" for kind, count in summary["candidates"].items())
+    final = summary["final"]
+    epochs = f"; final training {final['final_epochs_trained']:g} of {final['final_epochs']} epochs" if final else ""
     stdout.print(
-        f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations, "
+        f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations ({counts}), "
         f"{summary['status']}; best {summary['best_spec']} (val {'-' if val is None else f'{val:.4f}'}), "
-        f"test accuracy {'-' if test is None else f'{test:.4f}'}"
+        f"test accuracy {'-' if test is None else f'{test:.4f}'}{epochs}"
     )
     return 0
 

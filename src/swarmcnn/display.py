@@ -22,6 +22,8 @@ stdout = Console()
 class RichTrainReporter(TrainReporter):
     """Epoch bar with the last loss, validation accuracy and training images/s."""
 
+    validates = True  # it shows the validation accuracy of every epoch
+
     def __init__(self, console: Console = stderr) -> None:
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -152,10 +154,14 @@ class RichSearchReporter(SearchReporter):
 
     def promoted(self, record, epochs: int) -> None:
         accuracy = accuracy_text(record.val_accuracy)
-        self.console.print(f"promoted {record.spec}: {record.status}, val accuracy {accuracy} after {epochs} epochs")
+        self.console.print(
+            f"rung {record.rung}: {record.spec}: {record.status}, val accuracy {accuracy} after "
+            f"{record.images:,} images ({epochs} epochs)"
+        )
 
-    def final_training(self, spec: str, epochs: int):
-        self.console.print(f"final training of [bold]{spec}[/] for {epochs} epochs on train+val")
+    def final_training(self, spec: str, epochs: int, seconds: float | None):
+        within = "" if seconds is None else f" within {seconds:.0f}s"
+        self.console.print(f"final training of [bold]{spec}[/] for {epochs} epochs on train+val{within}")
         return RichTrainReporter(self.console)
 
     def stop(self) -> None:
@@ -169,18 +175,19 @@ def run_tables(summary: dict) -> list[Table]:
     tables = []
     titles = {
         "leaderboard": "leaderboard (validation)",
-        "promotions": "finalists trained again, longer (validation)",
+        "promotions": "promoted: the best of each rung trained again on 3x the images (validation)",
         "pareto_front": "Pareto front: accuracy vs size",
     }
     for key, title in titles.items():
         if not summary[key]:
             continue
         table = Table(title=title)
-        for column in ("#", "val accuracy", "parameters", "seconds", "spec"):
+        for column in ("#", "rung", "val accuracy", "parameters", "seconds", "spec"):
             table.add_column(column, justify="right" if column != "spec" else "left")
         for i, row in enumerate(summary[key], start=1):
             table.add_row(
                 str(i),
+                str(row["rung"]),
                 accuracy_text(row["val_accuracy"]),
                 f"{row['params']:,}",
                 f"{row['seconds']:.1f}",

@@ -6,10 +6,10 @@ Batches are slices of the uint8 tensors the data source holds, normalised per ba
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -25,22 +25,23 @@ OPTIMIZERS = ("adamw", "sgd")
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None  # None: 5e-3 for AdamW, 5e-2 for SGD (tuned on digits, see tests/test_train.py)
-    weight_decay: float = 5e-2  # decoupled (AdamW) weight decay; SGD gets a tenth of it
+    batch_size: int | None = None  # None: default_batch_size(training images)
+    lr: float | None = None  # peak learning rate; None: default_lr(model, optimizer), from the network
+    weight_decay: float = 1e-2  # decoupled (AdamW) weight decay; SGD gets a tenth of it
     optimizer: str = "adamw"  # or "sgd" (with Nesterov momentum)
     momentum: float = 0.9
-    patience: int | None = 5  # epochs without a better validation loss before stopping; None: never
+    warmup: float = 0.2  # share of the schedule over which the learning rate rises to its peak (one-cycle)
+    label_smoothing: float = 0.1
+    patience: int | None = None  # stop after this many epochs without a better validation loss; None: never
     augment: bool = False  # random shifts of up to 1/8 of the picture
     flip: bool = False  # random horizontal flips (not for digits or text)
     seed: int = 0
     train_fraction: float = 1.0  # the search trains candidates on part of the training split
-    max_seconds: float | None = None  # the search's per-candidate time limit
-    give_up_early: bool = False  # stop as soon as the pace shows max_seconds cannot hold the whole training
+    max_seconds: float | None = None  # the time allotted: the schedule ends with its images or this time
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
+        if self.epochs < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise SwarmCNNError(f"epochs and batch size must be at least 1, got {self.epochs}, {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
             raise SwarmCNNError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
@@ -48,14 +49,42 @@ class TrainConfig:
             raise SwarmCNNError(f"train fraction must be in (0, 1], got {self.train_fraction}")
         if self.lr is not None and not self.lr > 0:
             raise SwarmCNNError(f"learning rate must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise SwarmCNNError(f"weight decay must not be negative, got {self.weight_decay}")
+        if not 0 <= self.warmup < 1:
+            raise SwarmCNNError(f"warm-up share must be in [0, 1), got {self.warmup}")
+        if not 0 <= self.label_smoothing < 1:
+            raise SwarmCNNError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.patience is not None and self.patience < 1:
+            raise SwarmCNNError(f"patience must be at least 1 epoch, got {self.patience}")
         if self.max_seconds is not None and not self.max_seconds >= 0:
             raise SwarmCNNError(f"time limit must not be negative, got {self.max_seconds}s")
 
-    @property
-    def learning_rate(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return 5e-3 if self.optimizer == "adamw" else 5e-2
+
+def default_lr(model: nn.Module, optimizer: str = "adamw") -> float:
+    """The peak learning rate for a network: higher where batch norm keeps the activations in range.
+
+    Without batch norm a stack of ReLUs trained by Adam at a high rate from the first step can leave every unit
+    dead and the loss at the chance level for good (the README's 3-D example on MP4 clips at 5e-3 without
+    warm-up); the warm-up of the one-cycle schedule prevents most of it, and half the rate the rest. With batch
+    norm, 4e-3 beat PyTorch's one-cycle recipe on mnist-5k and cifar10-dev (benchmarks/train_recipe.py).
+    """
+    normalised = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if optimizer == "sgd":
+        return 5e-2 if normalised else 2e-2
+    return 4e-3 if normalised else 2e-3
+
+
+def default_batch_size(images: int) -> int:
+    """128 images per batch, fewer (down to 32, a power of two) where an epoch would have under 32 batches.
+
+    A big batch trains more images per second on a CPU; a small data set needs the steps: at 3 epochs of
+    1,257 digits a batch of 128 left a small net at 56% test accuracy, one of 32 at 84%.
+    """
+    batch = 128
+    while batch > 32 and images < 32 * batch:
+        batch //= 2
+    return batch
 
 
 @dataclass(frozen=True)
@@ -87,14 +116,20 @@ class EpochStats:
     epoch: int
     train_loss: float
     train_accuracy: float
-    val_loss: float
+    val_loss: float  # NaN where this epoch was not validated
     val_accuracy: float
     images_per_second: float
+    lr: float = math.nan  # the learning rate of the epoch's last step
 
 
 @dataclass
 class TrainResult:
-    """What happened: status is 'completed', 'early-stopped', 'time-limit' or 'diverged'."""
+    """What happened: status is 'completed', 'early-stopped' or 'diverged'.
+
+    best_val_loss and best_val_accuracy are those of the weights the model ends with: its last ones, or with
+    early stopping its best. A training cut by its time limit still completed its schedule (see `Schedule`);
+    images against planned_images tells how much of it the time allowed.
+    """
 
     status: str
     reason: str
@@ -102,14 +137,25 @@ class TrainResult:
     best_val_loss: float = math.inf
     best_val_accuracy: float = 0.0
     seconds: float = 0.0
+    images: int = 0  # training images seen
+    planned_images: int = 0  # what the schedule planned (epochs x training images)
+    not_learning: int | None = None  # the epoch by which the loss had stayed at the chance level for two epochs
+    chance_loss: float = math.nan  # the loss of predicting the class shares: what a network that learns nothing gets
 
     @property
     def ok(self) -> bool:
         return self.status != "diverged"
 
+    @property
+    def cut_by_time(self) -> bool:
+        """Whether the time limit ended the schedule before its planned images."""
+        return self.status == "completed" and self.images < self.planned_images
+
 
 class TrainReporter:
     """Receives progress; the CLI's display subclasses it. Training itself never prints."""
+
+    validates = False  # whether it shows a validation result every epoch (fit validates only when read)
 
     def start(self, epochs: int, batches_per_epoch: int) -> None: ...
 
@@ -144,17 +190,25 @@ def build_seeded(spec, input_shape: tuple[int, ...], num_classes: int, seed: int
         return spec.build(input_shape, num_classes)
 
 
+# A training loss within this share of the chance level for two epochs in a row once the warm-up is over: the
+# network learns nothing. Real learning leaves it at once: on cifar10-dev the first epoch of a working net
+# ends 10-20% below it; the stuck 3-D net of the README's example stayed within 0.1% of it.
+NOT_LEARNING_SHARE = 0.98
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
     normalization: Normalization,
     config: TrainConfig = TrainConfig(),
     reporter: TrainReporter | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TrainResult:
-    """Train by backpropagation; the model ends with its best weights by validation loss.
+    """Train by backpropagation with a one-cycle schedule that ends with its images or its time limit.
 
-    With an empty validation split (a final training on train+val) every epoch is kept and the model ends
-    with its last weights: there is nothing to validate on and no reason to stop early.
+    The model is validated when something reads the result: every epoch for early stopping or a reporter
+    that shows it, else once at the end. With an empty validation split (a final training on train+val)
+    nothing is validated.
     """
     reporter = reporter or TrainReporter()
     device = torch.device(config.device)
@@ -162,126 +216,156 @@ def fit(
     train = _subset(data.train, config.train_fraction, generator)
     x, y = train.x.to(device), train.y.to(device)
     model.to(device)
-    batches = _batches_per_epoch(len(y), config.batch_size)
-    optimizer = _optimizer(model, config)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
+    batch_size = config.batch_size or default_batch_size(len(y))
+    batches = _batches_per_epoch(len(y), batch_size)
+    peak = config.lr or default_lr(model, config.optimizer)
+    optimizer = _optimizer(model, config, peak)
+    schedule = Schedule(config.epochs * _trained_per_epoch(len(y), batch_size), config.max_seconds, clock)
     limit = 20 * math.log(len(data.class_names))  # far worse than guessing: the weights blew up
-    result = TrainResult(status="completed", reason=f"trained {config.epochs} epochs")
-    best_state, since_best = None, 0
-    clock = TimeLimit(time.perf_counter(), config.max_seconds, config.epochs * batches, config.give_up_early)
+    result = TrainResult("completed", "", planned_images=schedule.images)
+    result.chance_loss = chance_loss(y, len(data.class_names), config.label_smoothing)
+    best_state, since_best, at_chance = None, 0, 0
+    validate_each = config.patience is not None or reporter.validates
     reporter.start(config.epochs, batches)
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then restore
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
-            epoch_started = time.perf_counter()
+            epoch_started = clock()
             on_batch = functools.partial(reporter.batch, epoch)
             loss_sum, correct, seen = _train_epoch(
-                model, x, y, normalization, config, optimizer, schedule, generator, on_batch, clock
+                model, x, y, normalization, config, batch_size, optimizer, peak, schedule, generator, on_batch
             )
-            seconds = time.perf_counter() - epoch_started
-            if clock.projected is not None:  # gave up: validating a network that will not finish is wasted time
-                result.status, result.reason = "time-limit", clock.reason(epoch)
-                break
+            seconds = max(clock() - epoch_started, 1e-9)
             train_loss = loss_sum / max(seen, 1)
             if not math.isfinite(train_loss) or train_loss > limit:
                 result.status, result.reason = "diverged", f"training loss {train_loss:.3g} at epoch {epoch}"
                 break
-            val = evaluate(model, data.val, normalization, device=device) if len(data.val) else None
-            val_loss, val_accuracy = (val.loss, val.accuracy) if val else (math.nan, math.nan)
-            stats = EpochStats(epoch, train_loss, correct / max(seen, 1), val_loss, val_accuracy, seen / seconds)
+            last = schedule.ended or epoch == config.epochs
+            val = evaluate(model, data.val, normalization, device=device) if len(data.val) and (
+                validate_each or last) else None
+            stats = EpochStats(
+                epoch, train_loss, correct / max(seen, 1), val.loss if val else math.nan,
+                val.accuracy if val else math.nan, seen / seconds, optimizer.param_groups[0]["lr"],
+            )
             result.epochs.append(stats)
             reporter.epoch_end(stats)
-            if val is not None and val.loss < result.best_val_loss:
+            warmed_up = schedule.progress() >= config.warmup  # a slow start during the warm-up is no failure
+            at_chance = at_chance + 1 if warmed_up and train_loss >= NOT_LEARNING_SHARE * result.chance_loss else 0
+            if at_chance == 2 and result.not_learning is None:
+                result.not_learning = epoch
+            if val is not None and (config.patience is None or val.loss < result.best_val_loss):
                 result.best_val_loss, result.best_val_accuracy = val.loss, val.accuracy
-                best_state, since_best = copy.deepcopy(model.state_dict()), 0
+                if config.patience is not None:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                since_best = 0
             elif val is not None:
                 since_best += 1
-            if config.patience is not None and since_best >= config.patience and epoch < config.epochs:
+            if config.patience is not None and since_best >= config.patience and not last:
                 result.status = "early-stopped"
                 result.reason = f"no better validation loss for {since_best} epochs, stopped at epoch {epoch}"
                 break
-            if clock.exceeded():
-                result.status, result.reason = "time-limit", clock.reason(epoch)
+            if schedule.ended:
                 break
     reporter.stop()
     if best_state is not None:
         model.load_state_dict(best_state)
-    result.seconds = time.perf_counter() - clock.started
+    result.images, result.seconds = schedule.seen, clock() - schedule.started
+    if result.status == "completed":
+        result.reason = _completed_reason(result, config, len(result.epochs))
     return result
 
 
-def _train_epoch(model, x, y, normalization, config, optimizer, schedule, generator, on_batch, clock):
-    """One pass over the shuffled data; returns the loss sum, correct count and images seen."""
+def _completed_reason(result: TrainResult, config: TrainConfig, epochs: int) -> str:
+    if not result.cut_by_time:
+        return f"trained {epochs} epochs"
+    return (
+        f"schedule completed in its time limit of {config.max_seconds:g}s after {result.images:,} of "
+        f"{result.planned_images:,} images (epoch {epochs} of {config.epochs})"
+    )
+
+
+def chance_loss(y: torch.Tensor, classes: int, label_smoothing: float = 0.0) -> float:
+    """The training loss of a network that learned nothing but the class shares (ln C for balanced classes)."""
+    if len(y) == 0:
+        return math.log(classes)
+    shares = torch.bincount(y.cpu(), minlength=classes).double() / len(y)
+    logits = shares.clamp(min=1e-12).log().expand(len(y), classes)
+    return F.cross_entropy(logits, y.cpu(), label_smoothing=label_smoothing).item()
+
+
+def _train_epoch(model, x, y, normalization, config, batch_size, optimizer, peak, schedule, generator, on_batch):
+    """One pass over the shuffled data, or until the schedule ends; returns the loss sum, correct count and
+    images seen."""
     model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     seen = 0
-    for b, start in enumerate(range(0, len(y), config.batch_size)):
-        index = order[start : start + config.batch_size]
+    for b, start in enumerate(range(0, len(y), batch_size)):
+        index = order[start : start + batch_size]
         if len(index) < 2:  # batch norm cannot train on a single sample
             continue
+        progress = schedule.progress()  # a clock read (~0.1 µs) is nothing next to a batch (a millisecond at least)
+        if progress >= 1:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = peak * one_cycle(progress, config.warmup)
         batch = x[index]
         if config.augment or config.flip:  # on stored values, so a shift brings in black (0), not the mean
             batch = augment(batch, generator, shift=config.augment, flip=config.flip)
-        inputs = normalization(batch)
         targets = y[index]
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, targets)
+        logits = model(normalization(batch))
+        loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.step()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == targets).sum()
         seen += len(index)
-        clock.batches += 1
+        schedule.seen += len(index)
         if b % 10 == 0:
             on_batch(b, loss.item())
-        if clock.exceeded():  # a clock read (~0.1 µs) is nothing next to a batch (a millisecond at least)
-            break
     return loss_sum.item(), correct.item(), seen
 
 
-@dataclass
-class TimeLimit:
-    """When a training must stop: past max_seconds, or, giving up early, once its pace says it cannot finish.
+class Schedule:
+    """Where a training stands: the larger of its share of the planned images seen and of its time used.
 
-    A search candidate that cannot finish in its time limit scores nothing, so the search asks it to give up
-    as soon as it knows: the pace of the first PACE_BATCHES batches costs seconds, the limit itself many.
+    The learning rate follows this progress, so a training whose time runs out ends with its rate annealed,
+    exactly as one that saw all its images, whatever the machine's speed or load; a time limit never leaves a
+    network mid-schedule with a high rate.
     """
 
-    started: float
-    max_seconds: float | None
-    total_batches: int
-    give_up_early: bool = False
-    batches: int = 0  # trained so far
-    projected: float | None = None  # the whole training's seconds, when it gave up on that account
+    def __init__(self, images: int, max_seconds: float | None, clock: Callable[[], float]) -> None:
+        self.images, self.max_seconds, self.clock = max(images, 1), max_seconds, clock
+        self.started = clock()
+        self.seen = 0
 
-    def exceeded(self) -> bool:
-        if self.max_seconds is None:
-            return False
-        elapsed = time.perf_counter() - self.started
-        if elapsed > self.max_seconds:
-            return True
-        if self.give_up_early and self.batches >= PACE_BATCHES:
-            projected = elapsed / self.batches * self.total_batches
-            if projected > PACE_MARGIN * self.max_seconds:
-                self.projected = projected
-                return True
-        return False
+    def progress(self) -> float:
+        done = self.seen / self.images
+        if self.max_seconds is not None:
+            used = (self.clock() - self.started) / self.max_seconds if self.max_seconds > 0 else 1.0
+            done = max(done, used)
+        return min(done, 1.0)
 
-    def reason(self, epoch: int) -> str:
-        if self.projected is not None:
-            return (
-                f"would take about {self.projected:.0f}s at its pace over {self.batches} batches, "
-                f"over the {self.max_seconds:g}s limit; gave up at epoch {epoch}"
-            )
-        return f"time limit {self.max_seconds:g}s at epoch {epoch}"
+    @property
+    def ended(self) -> bool:
+        return self.progress() >= 1
 
 
-PACE_BATCHES = 5  # batches timed before a pace is trusted
-PACE_MARGIN = 1.25  # the first batches run slower (allocation, caches): give up only well over the limit
+WARMUP_START = 0.04  # the warm-up starts at 1/25 of the peak, as PyTorch's OneCycleLR
+
+
+def one_cycle(progress: float, warmup: float) -> float:
+    """The learning rate's share of its peak at a progress in [0, 1]: a linear warm-up, then a cosine to zero.
+
+    Smith & Topin's one-cycle policy ("Super-convergence", 2018), with a cosine annealing as in OneCycleLR.
+    """
+    if progress >= 1:
+        return 0.0
+    if progress < warmup:
+        return WARMUP_START + (1 - WARMUP_START) * progress / warmup
+    return 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, flip: bool = False) -> torch.Tensor:
@@ -347,13 +431,18 @@ def _batches_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _trained_per_epoch(n: int, batch_size: int) -> int:
+    """Images an epoch trains on: a last batch of one sample is skipped (batch norm needs two)."""
+    return n - (n % batch_size == 1)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
-            lr=config.learning_rate,
+            lr=lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay / 10,
             nesterov=True,
         )
-    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)

@@ -1,116 +1,120 @@
-"""Sharing a wall-clock budget: final epochs that fit, a per-candidate limit, and candidates too slow to try."""
+"""Sharing a wall-clock budget: the final training's reserve, rung 0 sized from the pace, candidates too slow to
+try, and a budgeted search on data larger than digits that ends with its final training completed."""
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import time
 
+import pytest
+import torch
+
+from swarmcnn.data import Dataset, Split
 from swarmcnn.search.budget import (
+    CAP_FACTOR,
+    FINAL_EPOCHS,
     FINAL_SHARE,
+    MIN_PER_CLASS,
     TOO_SLOW_MARGIN,
-    candidate_seconds_limit,
-    choose_final,
-    epoch_seconds,
-    epochs_within,
+    final_epochs,
+    final_reserve,
+    plan_search,
     predicted_seconds,
-    search_seconds_left,
     too_slow,
 )
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.search.loop import Search, SearchConfig
-from swarmcnn.search.promotion import PROMOTION_FACTOR
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 
 
-def _record(spec: str, seconds: float, flops: int, epochs: int = 2, score: float = 0.9) -> EvaluationRecord:
-    return EvaluationRecord(spec, "ok", "trained", score, score, 0.3, 1000, flops, epochs, seconds)
+def _record(spec: str, seconds: float, flops: int, images: int = 1000, score: float = 0.9) -> EvaluationRecord:
+    return EvaluationRecord(spec, "ok", "trained", score, score, 0.3, 1000, flops, 2, seconds, images=images)
 
 
-@pytest.mark.parametrize("train_fraction", [1.0, 0.25])
-def test_a_candidate_at_the_limit_would_need_exactly_the_final_share_of_the_budget(digits, train_fraction):
-    evaluation = EvaluationConfig(epochs=2, train_fraction=train_fraction)
-    limit = candidate_seconds_limit(600, 30, digits, evaluation)
-    at_limit = _record("conv8x3 relu", limit, 1000, epochs=2)
-    assert epoch_seconds(at_limit, digits, evaluation) * 30 == pytest.approx(FINAL_SHARE * 600)
+def _images(data: Dataset) -> int:
+    return len(data.train) + len(data.val)
 
 
-def test_a_final_epoch_costs_more_than_a_candidate_epoch_on_more_images(digits):
-    evaluation = EvaluationConfig(epochs=2)
-    per_candidate_epoch = 10.0 / 2
-    images = (len(digits.train) + len(digits.val)) / len(digits.train)
-    assert epoch_seconds(_record("conv8x3 relu", 10.0, 1000), digits, evaluation) > per_candidate_epoch * images
+def test_the_final_training_keeps_its_share_of_the_budget_or_the_time_of_its_epochs(digits):
+    fast = 1e-6  # seconds per image: its epochs take nothing, the share decides
+    assert final_reserve(600, digits, fast) == FINAL_SHARE * 600
+    slow = 1e-2
+    assert final_reserve(600, digits, slow) == pytest.approx(FINAL_EPOCHS * _images(digits) * slow)
 
 
-@pytest.mark.parametrize(
-    ("wanted", "per_epoch", "left", "expected"),
-    [(30, 2.0, None, 30), (30, 2.0, 100.0, 30), (30, 2.0, 41.0, 20), (30, 2.0, 1.0, 1), (30, 2.0, -5.0, 1)],
-)
-def test_final_epochs_fit_what_is_left_and_never_drop_to_zero(wanted, per_epoch, left, expected):
-    assert epochs_within(wanted, per_epoch, left) == expected
+@pytest.mark.parametrize("pace", [1e-5, 1e-4, 1e-3])  # a fast, a middling and a slow network or machine
+def test_final_epochs_fill_the_time_at_the_pace_and_never_drop_to_zero(digits, pace):
+    seconds = 30.0
+    epochs = final_epochs(seconds, digits, pace)
+    assert epochs >= 1
+    if epochs > 1:
+        assert epochs * _images(digits) * pace <= seconds < (epochs + 1) * _images(digits) * pace
 
 
-def test_prediction_uses_the_fastest_rate_of_trained_candidates_only():
-    assert predicted_seconds(1000, []) is None
+def _bigger(data: Dataset, copies: int) -> Dataset:
+    """The set repeated with one-pixel shifts: more images of the same kind."""
+    def grow(split: Split) -> Split:
+        shifts = [torch.roll(split.x, shifts=(dy, dx), dims=(-2, -1)) for dy, dx in [(0, 0), (0, 1), (1, 0), (1, 1)]]
+        return Split(torch.cat(shifts[:copies]), split.y.repeat(copies))
+
+    return dataclasses.replace(data, train=grow(data.train), val=grow(data.val))
+
+
+def test_rung_zero_is_two_epochs_of_the_split_when_the_budget_holds_them_and_a_share_when_not(digits):
+    base = EvaluationConfig()
+    roomy = plan_search(600, digits, base, 2, reserve=300, typical_seconds_per_image=1e-5)
+    assert (roomy.train_fraction, roomy.epochs) == (1.0, 2)
+    big = _bigger(digits, 4)
+    tight = plan_search(60, big, base, 2, reserve=30, typical_seconds_per_image=1e-3)
+    assert tight.train_fraction < 1.0 and tight.epochs == 2
+    assert tight.train_fraction * len(big.train) >= MIN_PER_CLASS * 10 - 1  # never below the floor
+    spent = 40 * 3 * 2 * tight.train_fraction * len(big.train) * 1e-3  # 40 candidates, each over 3 rungs
+    assert spent == pytest.approx(30, rel=0.01) or tight.train_fraction * len(big.train) <= MIN_PER_CLASS * 10 + 1
+    assert tight.max_seconds == pytest.approx(CAP_FACTOR * 2 * tight.train_fraction * len(big.train) * 1e-3)
+    given = plan_search(60, big, dataclasses.replace(base, max_seconds=7.0), 2, 30, 1e-3)
+    assert given.max_seconds == 7.0  # the user's own limit wins
+
+
+def test_prediction_uses_the_fastest_rate_per_image_of_trained_candidates_only():
+    assert predicted_seconds(1000, 100, []) is None
     records = [
-        _record("conv8x3 relu", 4.0, 1000),  # 4 ms per FLOP
-        _record("conv16x3 relu", 2.0, 1000),  # 2 ms per FLOP: the fastest
-        failure("conv32x3 relu", "time-limit", "slow", seconds=0.001, flops=1000),  # not a rate: it was cut
+        _record("conv8x3 relu", 4.0, 1000, images=100),  # 40 µs per FLOP-image
+        _record("conv16x3 relu", 2.0, 1000, images=200),  # 10 µs: the fastest
+        failure("conv32x3 relu", "failed", "broke", seconds=0.001, flops=1000),  # not a rate
     ]
-    assert predicted_seconds(5000, records) == pytest.approx(10.0)
+    assert predicted_seconds(5000, 100, records) == pytest.approx(5.0)
 
 
-def test_search_with_a_budget_stops_candidates_at_the_derived_limit(tmp_path):
-    config = SearchConfig(source="digits", strategy="random", budget_seconds=60, final_epochs=10, space=TINY)
-    search = Search.start(tmp_path / "run", config)
-    expected = candidate_seconds_limit(60, 10, search.data, config.evaluation)
-    assert search.evaluation.max_seconds == pytest.approx(expected)
-    given = SearchConfig(**{**vars(config), "evaluation": EvaluationConfig(max_seconds=7.0)})
-    assert Search.start(tmp_path / "given", given).evaluation.max_seconds == 7.0  # the user's own limit wins
-
-
-def test_candidate_too_slow_even_at_the_fastest_rate_is_recorded_without_training(tmp_path):
-    config = SearchConfig(
-        source="digits", strategy="random", evaluations=4, space=TINY, evaluation=EvaluationConfig(max_seconds=5.0)
-    )
-    search = Search.start(tmp_path / "run", config)
-    small = "conv8x3 relu"
-    flops = Spec.parse(small).flops(search.data.input_shape, len(search.data.class_names))
-    search.known[small] = _record(small, 0.5, flops)
-    assert search._too_slow(small) is None  # 0.5s: within the limit
-    big = "conv128x5 relu conv128x5 relu fc256 relu"
-    record = search._too_slow(big)
-    assert record.status == "too-slow" and record.seconds == 0 and record.score == float("-inf")
-    assert "over the 5s limit" in record.reason and record.flops > 100 * flops
-
-
-def test_candidate_predicted_just_over_the_limit_is_still_tried(digits):
+def test_a_candidate_too_slow_even_at_the_fastest_rate_is_refused_and_one_just_over_is_tried(digits):
     small = Spec.parse("conv8x3 relu")
     flops = small.flops(digits.input_shape, 10)
-    seen = [_record(str(small), 1.0, flops)]
-    assert too_slow(small, digits, 0.9, seen) is None  # 1s predicted, within the margin of 0.9s
-    assert too_slow(small, digits, 1.0 / (TOO_SLOW_MARGIN + 0.1), seen).status == "too-slow"
+    config = EvaluationConfig(epochs=1, train_fraction=1.0, max_seconds=1.0)
+    seen = [_record(str(small), 1.0, flops, images=len(digits.train))]  # 1 s for one epoch
+    assert too_slow(small, digits, config, seen) is None
+    barely = dataclasses.replace(config, max_seconds=1.0 / TOO_SLOW_MARGIN + 0.01)
+    assert too_slow(small, digits, barely, seen) is None  # predicted just over the limit: tried, compressed
+    refused = too_slow(small, digits, dataclasses.replace(config, max_seconds=0.5), seen)
+    assert refused.status == "too-slow" and refused.seconds == 0 and "over its 0.5s limit" in refused.reason
+    assert too_slow(small, digits, dataclasses.replace(config, max_seconds=None), seen) is None
 
 
-def test_final_choice_is_the_best_unless_it_would_get_under_half_its_epochs(digits):
-    evaluation = EvaluationConfig(epochs=2)
-    fast = _record("conv8x3 relu", 1.0, 1000, score=0.95)
-    slow = _record("conv64x3 relu", 40.0, 1000, score=0.97)  # best, about 27s per final epoch
-    worst = _record("conv4x3 relu", 0.5, 1000, score=0.90)
-    records = [fast, slow, worst]
-    assert choose_final(records, digits, evaluation, 30, None) is slow  # no budget: the best
-    assert choose_final(records, digits, evaluation, 30, 10_000) is slow  # it fits
-    assert choose_final(records, digits, evaluation, 30, 100) is fast  # slow would get 3 of 30 epochs
-    assert choose_final(records, digits, evaluation, 30, 1) is slow  # nothing fits: the best after all
-    assert choose_final([failure("conv8x3 relu", "failed", "x")], digits, evaluation, 30, 100) is None
-
-
-def test_the_search_keeps_time_for_the_promotions_not_yet_run_and_the_final_training_of_the_best(digits):
-    evaluation = EvaluationConfig(epochs=2)
-    best, second = _record("conv8x3 relu", 4.0, 1000, score=0.9), _record("conv16x3 relu", 6.0, 2000, score=0.8)
-    final = epoch_seconds(best, digits, evaluation) * 30
-    left = search_seconds_left(600, 100, [second, best], digits, evaluation, 30, promote=2, promoted=[best.spec])
-    assert left == pytest.approx(600 - 100 - final - 6.0 * PROMOTION_FACTOR)
-    assert search_seconds_left(600, 100, [], digits, evaluation, 30, promote=2) == 500
+def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_training_completed(tmp_path, digits):
+    big = _bigger(digits, 4)
+    budget = 20.0
+    config = SearchConfig(source="digits", strategy="random", budget_seconds=budget, space=TINY, augment=True)
+    started = time.perf_counter()
+    search = Search.start(tmp_path / "run", config, data=big)
+    summary = search.run()
+    wall = time.perf_counter() - started
+    final = search.journal.get("final")
+    assert final["final_status"] == "completed"  # its schedule ran to its end, by its images or its time
+    assert final["final_epochs_trained"] >= 0.5 * final["final_epochs"] >= 0.5  # the pace was about right
+    assert final["final_allotted_seconds"] >= 0.3 * budget  # the final training had its share
+    assert wall < budget * 1.5 + 5
+    records = search.journal.evaluations()
+    assert [r.origin.get("design") for r in records[:2]] == ["lenet5", "vgg-small"]
+    assert summary.evaluations == len(records) >= 2

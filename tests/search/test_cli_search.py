@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -104,7 +105,9 @@ def test_runs_show_without_json_prints_tables_and_the_test_accuracy(run_dir, cap
     capsys.readouterr()
     assert main(["runs", "show", str(run_dir)]) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at the terminal width
-    assert "random on digits: 3 evaluations, finished" in out and "test accuracy 0." in out
+    assert re.search(r"random on digits: 3 evaluations \(\d+ trained, \d+ compressed, \d+ refused, \d+ failed\), "
+                     "finished", out)
+    assert "test accuracy 0." in out and "final training" in out
 
 
 def test_resume_of_a_finished_run_trains_nothing_and_succeeds(run_dir, capsys, monkeypatch):

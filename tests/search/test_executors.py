@@ -8,30 +8,30 @@ from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
 
-SPECS = [Spec.parse(f"conv{n}x3 relu fc8") for n in (4, 5, 6, 7, 8, 9)]
 CHEAP = EvaluationConfig(epochs=1, train_fraction=0.2)
+JOBS = [(Spec.parse(f"conv{n}x3 relu fc8"), CHEAP) for n in (4, 5, 6, 7, 8, 9)]
 
 
 def test_in_process_starts_no_candidate_after_cancel(digits):
-    executor = InProcess(digits, Normalization.of(digits.train.x), CHEAP)
+    executor = InProcess(digits, Normalization.of(digits.train.x))
     seen = []
-    for index, _ in executor.map(SPECS):
+    for index, _ in executor.map(JOBS):
         seen.append(index)
         executor.cancel_pending()
     assert seen == [0]
-    assert [i for i, _ in executor.map(SPECS[:2])] == [0, 1]  # a new map starts afresh
+    assert [i for i, _ in executor.map(JOBS[:2])] == [0, 1]  # a new map starts afresh
 
 
 def test_worker_processes_cancel_what_has_not_started_and_yield_what_has():
-    executor = WorkerProcesses(1, "digits", DataConfig(), CHEAP)
+    executor = WorkerProcesses(1, "digits", DataConfig())
     try:
         results = []
-        for index, record in executor.map(SPECS):
+        for index, record in executor.map(JOBS):
             results.append((index, record))
             executor.cancel_pending()
     finally:
         executor.close()
     # one worker runs one candidate and holds one more queued; the rest never start
-    assert 1 <= len(results) < len(SPECS)
+    assert 1 <= len(results) < len(JOBS)
     assert all(record.ok for _, record in results)
     assert [i for i, _ in results] == list(range(len(results)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 
@@ -9,7 +10,7 @@ import pytest
 
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.evaluate import failure
-from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal
+from swarmcnn.search.journal import JOURNAL_FILE, SCHEMA_VERSION, EvaluationRecord, Journal
 
 
 def _record(spec: str, score: float = 0.9, status: str = "ok", **changes) -> EvaluationRecord:
@@ -47,6 +48,7 @@ def test_schema_has_run_evaluations_promotions_and_swarm_state_tables_with_docum
         "id",
         "generation",
         "spec",
+        "rung",
         "status",
         "reason",
         "score",
@@ -58,17 +60,19 @@ def test_schema_has_run_evaluations_promotions_and_swarm_state_tables_with_docum
         "seconds",
         "worker",
         "origin",
+        "images",
+        "planned_images",
         "created",
     ]
-    assert columns("promotions") == columns("evaluations")  # the finalists trained again, stored alike
+    assert columns("promotions") == columns("evaluations")  # the best trained again, longer, stored alike
     assert columns("swarm_state") == ["generation", "state", "created"]
 
 
 def test_promotions_are_kept_apart_from_the_search_evaluations(journal):
     journal.record(failure("conv8x3 relu", "failed", "x"))
-    journal.record(failure("conv8x3 relu", "time-limit", "y"), "promotions")
+    journal.record(dataclasses.replace(failure("conv8x3 relu", "diverged", "y"), rung=1), "promotions")
     assert [r.status for r in journal.evaluations()] == ["failed"]
-    assert [r.status for r in journal.evaluations("promotions")] == ["time-limit"]
+    assert [(r.status, r.rung) for r in journal.evaluations("promotions")] == [("diverged", 1)]
     with pytest.raises(ValueError):
         journal.evaluations("run; DROP TABLE run")
 
@@ -77,7 +81,7 @@ def test_create_stores_settings_and_schema_version_readable_after_reopening(tmp_
     Journal.create(tmp_path / "run", {"source": "digits", "seed": 3}).close()
     journal = Journal.open(tmp_path / "run")
     assert journal.get("settings") == {"source": "digits", "seed": 3}
-    assert journal.get("schema_version") == 1
+    assert journal.get("schema_version") == SCHEMA_VERSION
     assert journal.get("missing", "default") == "default"
     journal.close()
 

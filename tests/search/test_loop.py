@@ -37,9 +37,10 @@ CHEAP = EvaluationConfig(epochs=1, train_fraction=0.3)
 
 
 def _config(**changes) -> SearchConfig:
-    # promote=0: these tests count the search's own trainings; tests/search/test_promotion.py covers promotion
+    # no rungs and no designs: these tests count the strategy's own trainings; test_ladder.py covers promotion
     values = dict(
-        source="digits", strategy="random", evaluations=4, final_epochs=1, space=TINY, evaluation=CHEAP, promote=0
+        source="digits", strategy="random", evaluations=4, final_epochs=1, space=TINY, evaluation=CHEAP, rungs=0,
+        designs=False,
     )
     return SearchConfig(**{**values, **changes})
 
@@ -93,10 +94,12 @@ def test_small_pso_search_on_digits_reaches_95_percent_test_accuracy_and_saves_t
     assert summary.evaluations == 8
     assert Path(summary.model_dir) == tmp_path / "run" / BEST_DIR
     _assert_model_dir_matches(summary, digits)
-    finalists = search.journal.evaluations("promotions")  # the default: the best 3 trained again, longer
-    assert len(finalists) == 3
-    best = max((r for r in finalists if r.ok), key=lambda r: r.score)
-    assert (summary.best_spec, summary.best_val_accuracy) == (best.spec, best.val_accuracy)
+    first = search.journal.evaluations()
+    assert [r.origin for r in first[:2]] == [{"design": "lenet5"}, {"design": "vgg-small"}]  # the designs first
+    promoted = search.journal.evaluations("promotions")  # the default: two rungs above the first
+    assert {r.rung for r in promoted} == {1, 2}
+    top = max((r for r in promoted if r.ok and r.rung == 2), key=lambda r: r.score)
+    assert (summary.best_spec, summary.best_val_accuracy) == (top.spec, top.val_accuracy)
     run = describe_run(tmp_path / "run")
     assert run["status"] == "finished" and run["test_accuracy"] == summary.test_accuracy
     again = Search.resume(tmp_path / "run").run()  # a finished run only reports: nothing trains again
@@ -245,7 +248,7 @@ def test_resume_after_kill_loses_no_evaluation_and_retrains_none(tmp_path, monke
         "[space]\nblocks = [1, 2]\nconvs_per_block = [1, 1]\nfeatures = [8, 32]\nfc_layers = [0, 1]\n"
     )
     command = [sys.executable, "-m", "swarmcnn", "search", "digits", "--strategy", "random", "--quiet"]
-    options = ["--evaluations", budget, "--candidate-epochs", 4, "--final-epochs", 1, "--threads", 1, "--promote", 0]
+    options = ["--evaluations", budget, "--candidate-epochs", 4, "--final-epochs", 1, "--threads", 1, "--rungs", 0]
     options += ["--space", tmp_path / "space.toml", "--out", run_dir]
     proc = subprocess.Popen([*command, *map(str, options)], stderr=subprocess.PIPE, text=True)
     try:

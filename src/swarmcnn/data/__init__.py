@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from swarmcnn.data.builtin import BUILTIN
-from swarmcnn.data.splits import Arrays
+from swarmcnn.data.splits import Arrays, Parts, first_per_class
 from swarmcnn.errors import DataError, did_you_mean
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class DataConfig:
     test_fraction: float = 0.15  # ignored for sources with their own test split (IDX)
     split_seed: int = 0  # the split is deterministic given this
     frames: int = 8  # frames per video clip, evenly spaced over the clip (ignored for images)
+    per_class: int | None = None  # at most this many samples per class to train and validate on (the first ones)
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -52,6 +53,10 @@ class DataConfig:
             raise DataError(f"split_seed must be an integer in 0..{2**32 - 1}, got {self.split_seed!r}")
         if not isinstance(self.frames, numbers.Integral) or isinstance(self.frames, bool) or self.frames < 1:
             raise DataError(f"frames (per video clip) must be a positive integer, got {self.frames!r}")
+        if self.per_class is not None and (
+            not isinstance(self.per_class, numbers.Integral) or isinstance(self.per_class, bool) or self.per_class < 1
+        ):
+            raise DataError(f"per_class (samples per class) must be a positive integer, got {self.per_class!r}")
 
 
 @dataclass(frozen=True)
@@ -74,18 +79,23 @@ class Dataset:
 
 
 def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
-    """Read a built-in set, an IDX folder, an image or video folder or an .npz file and split it as config says."""
+    """Read a built-in set, an IDX folder, an image or video folder (split into train/ and test/ folders or
+    not) or an .npz file, and split it as config says; a source's own test and validation parts are kept."""
     source = str(source)
-    pool, own_test = _read(source, config)
+    parts = _read(source, config)
+    pool = parts.pool if config.per_class is None else first_per_class(parts.pool, config.per_class)
     _check_two_classes(pool, source)
+    own_test, own_val = parts.test, parts.val
     if config.image_size is not None:
-        pool = _resized(pool, config.image_size)
-        own_test = _resized(own_test, config.image_size) if own_test is not None else None
+        pool, own_test, own_val = (
+            None if arrays is None else _resized(arrays, config.image_size) for arrays in (pool, own_test, own_val)
+        )
     test_fraction = 0.0 if own_test is not None else config.test_fraction
-    train, val, test = _split_indices(pool, config, test_fraction, source)
+    val_fraction = 0.0 if own_val is not None else config.val_fraction
+    train, val, test = _split_indices(pool, replace(config, val_fraction=val_fraction), test_fraction, source)
     return Dataset(
         train=_to_split(pool.take(train)),
-        val=_to_split(pool.take(val)),
+        val=_to_split(own_val if own_val is not None else pool.take(val)),
         test=_to_split(own_test if own_test is not None else pool.take(test)),
         class_names=pool.class_names,
         input_shape=tuple(int(d) for d in pool.x.shape[1:]),
@@ -110,12 +120,12 @@ def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Ten
     return torch.from_numpy(load(path, input_shape))
 
 
-def _read(source: str, config: DataConfig) -> tuple[Arrays, Arrays | None]:
-    """The labelled pool to split, and the source's own test part if it has one (IDX)."""
+def _read(source: str, config: DataConfig) -> Parts:
+    """The labelled pool to split, and the source's own test (and validation) parts if it has them."""
     if source in BUILTIN:
         from swarmcnn.data.builtin import load_builtin
 
-        return load_builtin(source, config.image_size, config.frames), None
+        return Parts(load_builtin(source, config.image_size, config.frames))
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
@@ -128,17 +138,17 @@ def _read(source: str, config: DataConfig) -> tuple[Arrays, Arrays | None]:
         raise DataError(f"cannot read '{error.filename or path}': permission denied") from None
 
 
-def _read_path(path: Path, config: DataConfig) -> tuple[Arrays, Arrays | None]:
-    from swarmcnn.data import idx, images, npz, video
+def _read_path(path: Path, config: DataConfig) -> Parts:
+    from swarmcnn.data import folders, idx, npz
 
     if path.is_dir():
         if idx.is_idx_folder(path):
-            return idx.load_folder(path)
-        if video.folder_kind(path) == "videos":
-            return video.load_folder(path, config.image_size, config.frames), None
-        return images.load_folder(path, config.image_size), None
+            return Parts(*idx.load_folder(path))
+        if folders.split_folders(path):
+            return folders.load_split_folders(path, config.image_size, config.frames, config.per_class)
+        return Parts(folders.load_class_folders(path, config.image_size, config.frames, config.per_class))
     if path.suffix.lower() == ".npz":
-        return npz.load_npz(path), None
+        return Parts(npz.load_npz(path))
     raise DataError(f"cannot use file '{path}' as data: expected a folder (class sub-folders or IDX) or a .npz file")
 
 

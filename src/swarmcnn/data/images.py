@@ -15,14 +15,15 @@ GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-def load_folder(folder: Path, image_size: tuple[int, int] | None) -> Arrays:
-    """Every image under folder/<class>/, as one uint8 array; grayscale unless some image has colour."""
+def load_folder(folder: Path, image_size: tuple[int, int] | None, per_class: int | None = None) -> Arrays:
+    """Every image under folder/<class>/ (the first per_class of each), as one uint8 array; grayscale unless
+    some image has colour."""
     classes = class_folders(folder)
     pictures: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, int]] | None = None
     for label, class_folder in enumerate(classes):
-        for path in image_files(class_folder):
+        for path in image_files(class_folder)[:per_class]:
             picture = to_array(open_image(path), image_size)
             first = first or (path, picture.shape[:2])
             if picture.shape[:2] != first[1]:

@@ -21,6 +21,24 @@ class Arrays(NamedTuple):
         return Arrays(self.x[indices], self.y[indices], self.class_names)
 
 
+class Parts(NamedTuple):
+    """What a source holds: the pool to split, and its own test and validation parts where it ships them."""
+
+    pool: Arrays
+    test: Arrays | None = None  # IDX t10k files, a test/ folder
+    val: Arrays | None = None  # a val/ folder
+
+
+def first_per_class(arrays: Arrays, count: int) -> Arrays:
+    """At most `count` samples of each class, the first ones in the source's order (a smaller set to try)."""
+    order = np.arange(len(arrays.y))
+    rank = np.zeros(len(order), dtype=np.int64)
+    for label in np.unique(arrays.y):
+        members = order[arrays.y == label]
+        rank[members] = np.arange(len(members))
+    return arrays.take(order[rank < count])
+
+
 def split_indices(
     y: np.ndarray,
     class_names: tuple[str, ...],

@@ -49,14 +49,14 @@ def folder_kind(folder: Path) -> str:
     return "videos" if video or (clip_folder and not image) else "images"
 
 
-def load_folder(folder: Path, image_size: tuple[int, int] | None, frames: int) -> Arrays:
-    """Every clip under folder/<class>/ as one uint8 array (N, C, T, H, W), T = frames."""
+def load_folder(folder: Path, image_size: tuple[int, int] | None, frames: int, per_class: int | None = None) -> Arrays:
+    """Every clip under folder/<class>/ (the first per_class of each) as one uint8 array (N, C, T, H, W)."""
     classes = class_folders(folder)
     clips: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, int]] | None = None
     for label, class_folder in enumerate(classes):
-        for path in clip_paths(class_folder):
+        for path in clip_paths(class_folder)[:per_class]:
             clip = read_clip(path, frames, image_size)
             first = first or (path, clip.shape[1:3])
             if clip.shape[1:3] != first[1]:

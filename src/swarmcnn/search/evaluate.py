@@ -24,17 +24,17 @@ class EvaluationConfig:
 
     epochs: int = 2
     train_fraction: float = 1.0
-    batch_size: int = 64
-    lr: float | None = None  # None: TrainConfig's default for AdamW
+    batch_size: int | None = None  # None: TrainConfig's default for the training split's size
+    lr: float | None = None  # None: TrainConfig's default for the network (`default_lr`)
     max_params: int = 2_000_000  # larger candidates get the worst score without training
-    max_seconds: float | None = None  # per candidate; a slower one gets the worst score
+    max_seconds: float | None = None  # per candidate: its schedule ends by then, with fewer images if it must
     objective: str = "accuracy"  # or "accuracy-params": accuracy minus 0.01 per decade of parameters
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise SwarmCNNError(f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
-        if self.epochs < 1 or self.max_params < 1:
+        if self.epochs < 1 or self.max_params < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise SwarmCNNError(
                 f"candidate epochs and max params must be at least 1, got {self.epochs}, {self.max_params}"
             )
@@ -47,8 +47,6 @@ class EvaluationConfig:
             lr=self.lr,
             train_fraction=self.train_fraction,
             max_seconds=self.max_seconds,
-            give_up_early=True,  # a candidate that cannot finish in time scores nothing: stop it at once
-            patience=None,
             seed=self.seed,
         )
 
@@ -85,8 +83,6 @@ def evaluate_candidate(
         return failed("failed", f"{type(error).__name__}: {_first_line(error)}")
     if result.status == "diverged":
         return failed("diverged", result.reason, len(result.epochs))
-    if result.status == "time-limit":
-        return failed("time-limit", result.reason, len(result.epochs))
     return EvaluationRecord(
         str(spec),
         "ok",
@@ -99,6 +95,8 @@ def evaluate_candidate(
         len(result.epochs),
         time.perf_counter() - started,
         worker,
+        images=result.images,
+        planned_images=result.planned_images,
     )
 
 

@@ -1,7 +1,9 @@
 """Where candidates train: in this process, or in N local worker processes that each hold the data.
 
-Workers split the machine's cores between them (threads per worker = cores // workers), so that N
-trainings side by side do not oversubscribe the CPU.
+A job is a spec and the training it gets (its rung's `EvaluationConfig`). In this process PyTorch gets the
+cores other processes leave free, re-measured after every candidate (`ThreadGovernor`); workers split the
+machine's cores between them (threads per worker = cores // workers), so that N trainings side by side do
+not oversubscribe the CPU.
 """
 
 from __future__ import annotations
@@ -11,34 +13,33 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
 
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+Job = tuple[Spec, EvaluationConfig]
 
 
 class InProcess:
     """One candidate after another, here; the simplest and fully repeatable executor."""
 
-    def __init__(self, data: Dataset, normalization: Normalization, config: EvaluationConfig) -> None:
-        self.data, self.normalization, self.config = data, normalization, config
+    def __init__(self, data: Dataset, normalization: Normalization, governor: ThreadGovernor | None = None) -> None:
+        self.data, self.normalization, self.governor = data, normalization, governor
         self.cancelled = False
 
-    def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
-        """Evaluate each spec; yields (index into specs, record) as they finish."""
+    def map(self, jobs: list[Job]) -> Iterator[tuple[int, EvaluationRecord]]:
+        """Evaluate each job; yields (index into jobs, record) as they finish."""
         self.cancelled = False
-        for i, spec in enumerate(specs):
+        for i, (spec, config) in enumerate(jobs):
             if self.cancelled:
                 return
-            yield i, evaluate_candidate(spec, self.data, self.normalization, self.config)
+            record = evaluate_candidate(spec, self.data, self.normalization, config)
+            if self.governor is not None:
+                self.governor.update()  # the load over this training decides the threads of the next
+            yield i, record
 
     def cancel_pending(self) -> None:
         """Start no further candidate of the current map (the budget is spent)."""
@@ -51,9 +52,9 @@ class InProcess:
 class WorkerProcesses:
     """N processes, each loading the data once; results come back as they finish."""
 
-    def __init__(self, workers: int, source: str, data_config: DataConfig, config: EvaluationConfig) -> None:
+    def __init__(self, workers: int, source: str, data_config: DataConfig) -> None:
         self.workers = workers
-        self.initargs = (source, data_config, config, max(1, available_cores() // workers))
+        self.initargs = (source, data_config, max(1, available_cores() // workers))
         self.pool = self._start_pool()
         self.futures: dict = {}  # of the current map, to cancel those not started yet
 
@@ -67,23 +68,25 @@ class WorkerProcesses:
             initargs=self.initargs,
         )
 
-    def map(self, specs: list[Spec]) -> Iterator[tuple[int, EvaluationRecord]]:
+    def map(self, jobs: list[Job]) -> Iterator[tuple[int, EvaluationRecord]]:
         """As they finish; a candidate whose process dies (killed for memory, say) is recorded as failed.
 
         A dead process breaks the whole pool, so the candidates it took down are retried one at a time in a
         fresh pool: only the one that kills its process again is given up on.
         """
         self.cancelled = False
-        broken = yield from self._run(list(range(len(specs))), specs)
+        broken = yield from self._run(list(range(len(jobs))), jobs)
         for i in broken:
             if self.cancelled:
                 return
-            if (yield from self._run([i], specs)):  # alone, and it broke its process again
-                yield i, failure(specs[i], "failed", "its worker process died (out of memory?)", worker="pool")
+            if (yield from self._run([i], jobs)):  # alone, and it broke its process again
+                yield i, failure(jobs[i][0], "failed", "its worker process died (out of memory?)", worker="pool")
 
-    def _run(self, indices: list[int], specs: list[Spec]):
+    def _run(self, indices: list[int], jobs: list[Job]):
         """Yield (index, record) as they finish; return the indices lost to a broken pool (after restarting it)."""
-        self.futures = futures = {self.pool.submit(_evaluate_in_worker, str(specs[i])): i for i in indices}
+        self.futures = futures = {
+            self.pool.submit(_evaluate_in_worker, str(jobs[i][0]), jobs[i][1]): i for i in indices
+        }
         pending, broken = set(futures), []
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -110,19 +113,17 @@ class WorkerProcesses:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-_worker: dict = {}  # per worker process: the data, its normalisation and the evaluation settings
+_worker: dict = {}  # per worker process: the data and its normalisation
 
 
-def _start_worker(source: str, data_config: DataConfig, config: EvaluationConfig, threads: int) -> None:
+def _start_worker(source: str, data_config: DataConfig, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
     data = load_data(source, data_config)
-    _worker.update(data=data, normalization=Normalization.of(data.train.x), config=config, name=f"pid{os.getpid()}")
+    _worker.update(data=data, normalization=Normalization.of(data.train.x), name=f"pid{os.getpid()}")
 
 
-def _evaluate_in_worker(spec_text: str) -> EvaluationRecord:
+def _evaluate_in_worker(spec_text: str, config: EvaluationConfig) -> EvaluationRecord:
     worker = _worker
-    return evaluate_candidate(
-        Spec.parse(spec_text), worker["data"], worker["normalization"], worker["config"], worker=worker["name"]
-    )
+    return evaluate_candidate(Spec.parse(spec_text), worker["data"], worker["normalization"], config, worker["name"])

@@ -47,30 +47,30 @@ def train_plus_val(data: Dataset) -> Dataset:
     return replace(data, train=train, val=Split(data.val.x[:0], data.val.y[:0]))
 
 
-def train_final(
-    spec: Spec,
-    data: Dataset,
+def final_config(
     evaluation: EvaluationConfig,
     epochs: int,
     seed: int,
     augment: bool = False,
     flip: bool = False,
-    reporter: TrainReporter | None = None,
     max_seconds: float | None = None,
-) -> FinalModel:
-    """Train spec on train+val with the candidates' batch size and learning rate, then test it once."""
-    whole = train_plus_val(data)
-    normalization = Normalization.of(whole.train.x)
-    model = build_seeded(spec, whole.input_shape, len(whole.class_names), seed)
-    config = TrainConfig(
+) -> TrainConfig:
+    """The final training's settings: the candidates' batch size and learning rate, longer, with augmentation."""
+    return TrainConfig(
         epochs=epochs,
         batch_size=evaluation.batch_size,
         lr=evaluation.lr,
-        patience=None,
         augment=augment,
         flip=flip,
         seed=seed,
         max_seconds=None if max_seconds is None else max(0.0, max_seconds),
     )
+
+
+def train_final(spec: Spec, data: Dataset, config: TrainConfig, reporter: TrainReporter | None = None) -> FinalModel:
+    """Train spec on train+val as config says, then test it once."""
+    whole = train_plus_val(data)
+    normalization = Normalization.of(whole.train.x)
+    model = build_seeded(spec, whole.input_shape, len(whole.class_names), config.seed)
     result = fit(model, whole, normalization, config, reporter=reporter)
     return FinalModel(model, whole, normalization, config, result, evaluate(model, whole.test, normalization))

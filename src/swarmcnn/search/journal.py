@@ -17,13 +17,14 @@ from pathlib import Path
 from swarmcnn.errors import SwarmCNNError
 
 JOURNAL_FILE = "journal.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the fidelity of every record (rung, images seen and planned)
 
 _RECORD_COLUMNS = """
     id INTEGER PRIMARY KEY,           -- order of completion
     generation INTEGER NOT NULL,
-    spec TEXT NOT NULL UNIQUE,        -- identical specs are scored once
-    status TEXT NOT NULL,             -- ok, diverged, too-large, too-slow, time-limit, out-of-memory, failed
+    spec TEXT NOT NULL,
+    rung INTEGER NOT NULL,            -- fidelity: 0 for every candidate, k for the k-th promotion
+    status TEXT NOT NULL,             -- ok, diverged, too-large, too-slow, out-of-memory, failed
     reason TEXT NOT NULL,
     score REAL,                       -- NULL: the worst score (a failed candidate)
     val_accuracy REAL,
@@ -34,9 +35,12 @@ _RECORD_COLUMNS = """
     seconds REAL NOT NULL,
     worker TEXT NOT NULL,
     origin TEXT NOT NULL,             -- JSON: where the strategy got it (e.g. particle number)
-    created REAL NOT NULL
+    images INTEGER NOT NULL,          -- training images seen
+    planned_images INTEGER NOT NULL,  -- what its schedule planned; fewer seen: its time limit compressed it
+    created REAL NOT NULL,
+    UNIQUE (spec, rung)               -- identical specs are scored once at each fidelity
 """
-# evaluations: every candidate of the search; promotions: the finalists trained again, longer
+# evaluations: every candidate of the search (rung 0); promotions: the best trained again, longer (rungs 1, 2 ...)
 RECORD_TABLES = ("evaluations", "promotions")
 _SCHEMA = (
     """
@@ -71,10 +75,26 @@ class EvaluationRecord:
     worker: str = "main"
     generation: int = 0
     origin: dict | None = None
+    rung: int = 0
+    images: int = 0  # training images seen
+    planned_images: int = 0  # what the schedule planned
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def trained(self) -> bool:
+        """Whether it was trained at all (too large and too slow candidates are refused before)."""
+        return self.status not in UNTRAINED
+
+    @property
+    def compressed(self) -> bool:
+        """Whether its time limit ended its schedule before the planned images."""
+        return self.ok and self.images < self.planned_images
+
+
+UNTRAINED = ("too-large", "too-slow")  # statuses given without training
 
 
 def ranked(records: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
@@ -153,10 +173,12 @@ class Journal:
         _check_table(table)
         rows = self.db.execute(
             "SELECT spec, status, reason, score, val_accuracy, val_loss, params, flops, epochs, seconds, worker, "
-            f"generation, origin FROM {table} ORDER BY id"
+            f"generation, origin, rung, images, planned_images FROM {table} ORDER BY id"
         ).fetchall()
         return [
-            EvaluationRecord(*row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]))
+            EvaluationRecord(
+                *row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]), *row[13:]
+            )
             for row in rows
         ]
 

@@ -1,53 +1,63 @@
-"""The search loop: ask the strategy, evaluate what is new, journal it, tell; promote the finalists; train the best.
+"""The search loop: the designs first, then ask the strategy, evaluate what is new, journal it, tell; promote the
+best of each rung (ASHA); train the best of the highest rung for the time that is left.
 
-Resuming is the same loop: the strategy's state comes back from the journal's last finished generation,
-and every spec it asks again that the journal already scored is told from the journal, not retrained.
+Resuming is the same loop: the strategy's state comes back from the journal's last finished generation, every
+spec it asks again that the journal already scored is told from the journal, not retrained, and the plan of
+the rungs is the journaled one.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import torch
-
 from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.cores import ThreadGovernor
 from swarmcnn.data import DataConfig, Dataset, load_data
+from swarmcnn.designs import fitting
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.budget import (
-    candidate_seconds_limit,
-    choose_final,
-    final_plan,
-    search_seconds_left,
+    Plan,
+    final_epochs,
+    final_reserve,
+    final_schedule_epochs,
+    plan_search,
     too_slow,
 )
 from swarmcnn.search.evaluate import EvaluationConfig
-from swarmcnn.search.executors import InProcess, WorkerProcesses, available_cores
-from swarmcnn.search.final import train_final
+from swarmcnn.search.executors import InProcess, WorkerProcesses
+from swarmcnn.search.final import final_config, train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
-from swarmcnn.search.promotion import finalists, promotion_config
+from swarmcnn.search.ladder import ETA, best_of_top, by_rung, due, finishing, finishing_seconds, rung_config
+from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, TrainReporter
+from swarmcnn.train import Normalization, TrainConfig, TrainReporter
 
-DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count: about two minutes on digits, 2 CPU cores
+DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count
+DEFAULT_FINAL_EPOCHS = 30  # without a budget; with one, the epochs follow from the time left
 BEST_DIR = "best"
 IDLE_GENERATIONS = 25  # generations in a row that propose nothing new: the space is exhausted
+# how often, at most, a budgeted search times its best network again to follow the machine's pace:
+# every PACE_EVERY of the budget (at least PACE_MIN_SECONDS), a fraction of a second each
+PACE_EVERY = 0.05
+PACE_MIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     source: str
     strategy: str = "pso"
-    evaluations: int | None = None  # stop after this many trainings
+    evaluations: int | None = None  # stop after this many candidates (rung 0)
     budget_seconds: float | None = None  # or after this much wall clock, final training included
     workers: int = 1
     seed: int = 0
-    final_epochs: int = 30
-    promote: int = 3  # the best this many candidates train again, longer, before the final choice
+    final_epochs: int | None = None  # None: as many as the budget holds, DEFAULT_FINAL_EPOCHS without a budget
+    rungs: int = 2  # promotion rungs above rung 0, each on ETA times the images (0: the best of rung 0 wins)
+    designs: bool = True  # the hand-designed networks (swarmcnn.designs) are the first candidates
     augment: bool = False  # random shifts in the final training (candidates train without, to rank quickly)
     flip: bool = False  # random horizontal flips in the final training
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -62,10 +72,10 @@ class SearchConfig:
             raise SwarmCNNError(f"--budget must be positive, got {self.budget_seconds}s")
         if self.workers < 1:
             raise SwarmCNNError(f"--workers must be at least 1, got {self.workers}")
-        if self.final_epochs < 1:
+        if self.final_epochs is not None and self.final_epochs < 1:
             raise SwarmCNNError(f"--final-epochs must be at least 1, got {self.final_epochs}")
-        if self.promote < 0:
-            raise SwarmCNNError(f"--promote must not be negative, got {self.promote}")
+        if self.rungs < 0:
+            raise SwarmCNNError(f"--rungs must not be negative, got {self.rungs}")
         if self.evaluations is None and self.budget_seconds is None:
             object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
 
@@ -113,13 +123,17 @@ class SearchReporter:
 
     def promoted(self, record: EvaluationRecord, epochs: int) -> None: ...
 
-    def final_training(self, spec: str, epochs: int) -> TrainReporter | None: ...
+    def final_training(self, spec: str, epochs: int, seconds: float | None) -> TrainReporter | None: ...
 
     def stop(self) -> None: ...
 
 
 class Search:
-    """One run directory: journal, strategy and data, from a first start or a resume."""
+    """One run directory: journal, strategy and data, from a first start or a resume.
+
+    threads: PyTorch's threads in this process; None follows the cores other processes leave free.
+    clock: the budget's clock (a seam for tests).
+    """
 
     def __init__(
         self,
@@ -128,56 +142,63 @@ class Search:
         journal: Journal,
         reporter: SearchReporter,
         data: Dataset | None = None,
+        threads: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.run_dir, self.config, self.journal = Path(run_dir), config, journal
-        self.reporter = reporter
+        self.reporter, self.threads, self.clock = reporter, threads, clock
         self.data = data or load_data(config.source, config.data)
         self.normalization = Normalization.of(self.data.train.x)
-        self.evaluation = config.evaluation
-        if config.budget_seconds is not None and config.evaluation.max_seconds is None:
-            limit = candidate_seconds_limit(config.budget_seconds, config.final_epochs, self.data, config.evaluation)
-            self.evaluation = replace(config.evaluation, max_seconds=limit)
         self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
         state = journal.last_state()
         if state is not None:
             self.strategy.load_state_dict(state)
-        self.known = {r.spec: r for r in journal.evaluations()}
-        self.promoted = {r.spec: r for r in journal.evaluations("promotions")}
+        self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
+        self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
+        plan = journal.get("plan")
+        self.plan = Plan(**plan) if plan else None
+        self.paces: dict[str, tuple[float, float]] = {}  # spec -> (when measured, seconds per image)
         self.elapsed_before = journal.get("search_seconds", 0.0)
-        self.started = time.perf_counter()
+        self.started = clock()
 
     @classmethod
-    def start(cls, run_dir: str | Path, config: SearchConfig, reporter: SearchReporter | None = None) -> Search:
+    def start(
+        cls, run_dir: str | Path, config: SearchConfig, reporter: SearchReporter | None = None, **runtime
+    ) -> Search:
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "journal.sqlite").exists():
             raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
-        data = load_data(config.source, config.data)  # bad data fails before a journal is written
-        return cls(run_dir, config, Journal.create(run_dir, config.to_dict()), reporter or SearchReporter(), data)
+        data = runtime.pop("data", None) or load_data(config.source, config.data)  # bad data fails before a journal
+        journal = Journal.create(run_dir, config.to_dict())
+        return cls(run_dir, config, journal, reporter or SearchReporter(), data, **runtime)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, reporter: SearchReporter | None = None) -> Search:
+    def resume(cls, run_dir: str | Path, reporter: SearchReporter | None = None, **runtime) -> Search:
         journal = Journal.open(Path(run_dir))
         config = SearchConfig.from_dict(journal.get("settings"))
-        return cls(Path(run_dir), config, journal, reporter or SearchReporter())
+        return cls(Path(run_dir), config, journal, reporter or SearchReporter(), **runtime)
 
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> SearchSummary:
-        """Search until the budget ends, train the finalists again (promotion), then train the chosen spec on
+        """Search until the budget ends, put the best of each rung on the top rung, then train the best of it on
         train+val and test it once."""
         final = self.journal.get("final")
         if final is None:
             self.reporter.start(self.config, len(self.known))
             executor = self._executor()
             try:
+                if self.plan is None:
+                    self.plan = self._make_plan()
+                    self.journal.put("plan", self.plan.to_dict())
                 self._search(executor)
+                self._finish_ladder(executor)
             finally:
                 executor.close()
                 self.reporter.stop()
                 self.journal.put("search_seconds", self._elapsed())
-            self._promote()
             final = self._final_training()
         return SearchSummary(
             final["best_spec"],
@@ -189,126 +210,184 @@ class Search:
         )
 
     def _search(self, executor) -> None:
+        if self.config.designs:
+            designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
+            new = [(text, origin) for text, origin in designs if text not in self.known]
+            self._evaluate(executor, new[: self._evaluations_left()], limited=False)
         idle = 0
         while not self._budget_spent() and idle < IDLE_GENERATIONS:
             candidates = self.strategy.ask()
             texts = [str(c.spec) for c in candidates]
+            origins = {str(c.spec): c.origin for c in reversed(candidates)}  # the first asker of a spec
             new = list(dict.fromkeys(t for t in texts if t not in self.known))[: self._evaluations_left()]
-            skipped = [record for record in map(self._too_slow, new) if record is not None]
-            skipped_specs = {r.spec for r in skipped}
-            to_train = [t for t in new if t not in skipped_specs]
-            trained = ((to_train[i], record) for i, record in executor.map([Spec.parse(t) for t in to_train]))
-            for text, record in itertools.chain(((r.spec, r) for r in skipped), trained):
-                origin = next(c.origin for c in candidates if str(c.spec) == text)
-                record = replace(record, generation=self.strategy.generation, origin=origin)
-                self._journal(record)
-                self.known[record.spec] = record
-                self.reporter.evaluated(
-                    record, self.best(), len(self.known), self.strategy.generation, self._seconds_left()
-                )
-                if self._budget_spent():
-                    executor.cancel_pending()  # what is already training is still recorded
+            self._evaluate(executor, [(text, origins[text]) for text in new])
             if any(t not in self.known for t in texts):
                 return  # the budget ended inside this generation: its state is not saved, nothing is told
             self.strategy.tell([self.known[t].score for t in texts])
             self.journal.save_state(self.strategy.generation, self.strategy.state_dict())
             self.journal.put("search_seconds", self._elapsed())
+            for promotion in due(self.rungs, self.plan.top_rung):
+                if not self._seconds_left_positive():
+                    break
+                self._promote(executor, promotion)
             idle = 0 if new else idle + 1
 
-    def _executor(self):
-        if self.config.workers == 1:
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), available_cores())))
-            return InProcess(self.data, self.normalization, self.evaluation)
-        return WorkerProcesses(self.config.workers, self.config.source, self.config.data, self.evaluation)
+    def _evaluate(self, executor, candidates: list[tuple[str, dict]], limited: bool = True) -> None:
+        """Score candidates at rung 0 (those too slow to try without training), journal each as it comes.
 
-    def _promote(self) -> None:
-        """Train the finalists again, longer, here with all cores; each result is journaled as it comes."""
-        config = promotion_config(self.evaluation)
-        executor = InProcess(self.data, self.normalization, config)
-        for finalist in finalists(self.known.values(), self.config.promote):
-            if finalist.spec in self.promoted:
-                continue
-            _, record = next(executor.map([Spec.parse(finalist.spec)]))
-            record = replace(record, generation=finalist.generation, origin={"score": finalist.score})
-            self._journal(record, "promotions")
-            self.promoted[record.spec] = record
-            self.reporter.promoted(record, config.epochs)
+        Unlimited (the designs, the search's yardstick): no time limit compresses their schedule."""
+        config = self.plan.rung0(self.config.evaluation)
+        if not limited:
+            config = replace(config, max_seconds=None)
+        origins = dict(candidates)
+        to_train = []
+        for text, _ in candidates:
+            refused = too_slow(Spec.parse(text), self.data, config, self._all_records())
+            if refused is not None:
+                self._record(refused, origins[text])
+            else:
+                to_train.append(text)
+        for i, record in executor.map([(Spec.parse(text), config) for text in to_train]):
+            self._record(record, origins[to_train[i]])
+            if self._budget_spent():
+                executor.cancel_pending()  # what is already training is still recorded
+
+    def _record(self, record: EvaluationRecord, origin: dict) -> None:
+        record = replace(record, generation=self.strategy.generation, origin=origin, rung=0)
+        self._journal(record)
+        self.known[record.spec] = record
+        best = next(iter(ranked(self.known.values())), None)
+        self.reporter.evaluated(record, best, len(self.known), self.strategy.generation, self._seconds_left())
+
+    def _promote(self, executor, promotion: tuple[EvaluationRecord, int]) -> None:
+        """Train a record's spec again at a higher rung, and journal it."""
+        record, rung = promotion
+        config = rung_config(self.plan.rung0(self.config.evaluation), rung)
+        _, trained = next(executor.map([(Spec.parse(record.spec), config)]))
+        origin = {"score": record.score, "from_rung": record.rung}
+        trained = replace(trained, generation=record.generation, origin=origin, rung=rung)
+        self._journal(trained, "promotions")
+        self.rungs.setdefault(rung, {})[trained.spec] = trained
+        self.reporter.promoted(trained, config.epochs)
+
+    def _finish_ladder(self, executor) -> None:
+        """Put the best of every rung on the rung above, up to the top, while the final training's time holds."""
+        while (step := finishing(self.rungs, self.plan.top_rung)) is not None:
+            if self.config.budget_seconds is not None and self._seconds_for_search() <= 0:
+                return
+            self._promote(executor, step)
 
     def _journal(self, record: EvaluationRecord, table: str = "evaluations") -> None:
         """Store a result with the search time spent so far: a kill loses neither."""
         self.journal.record(record, table)
         self.journal.put("search_seconds", self._elapsed())
 
-    def _too_slow(self, text: str) -> EvaluationRecord | None:
-        return too_slow(Spec.parse(text), self.data, self.evaluation.max_seconds, self.known.values())
+    def _all_records(self) -> list[EvaluationRecord]:
+        return [record for rung in self.rungs.values() for record in rung.values()]
 
-    def best(self) -> EvaluationRecord | None:
-        return next(iter(ranked(self.known.values())), None)
+    def _executor(self):
+        if self.config.workers == 1:
+            if self.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.threads)
+                return InProcess(self.data, self.normalization)
+            return InProcess(self.data, self.normalization, ThreadGovernor())
+        return WorkerProcesses(self.config.workers, self.config.source, self.config.data)
 
     # -- budget --------------------------------------------------------------------------------------
 
+    def _make_plan(self) -> Plan:
+        """Rung 0 and the time limits: as configured without a budget, from measured paces with one."""
+        base, top = self.config.evaluation, self.config.rungs
+        budget = self.config.budget_seconds
+        if budget is None:
+            return Plan(base.train_fraction, base.epochs, base.max_seconds, top)
+        typical = self._pace(self.config.space.typical(self.data.input_shape))
+        reserve = final_reserve(budget, self.data, self._final_pace(None))
+        return plan_search(budget, self.data, base, top, reserve, typical)
+
+    def _pace(self, spec: Spec) -> float:
+        """Seconds per image of spec's final training now, measured again once the last measure is PACE_EVERY old."""
+        when, pace = self.paces.get(str(spec), (None, None))
+        every = max(PACE_MIN_SECONDS, PACE_EVERY * (self.config.budget_seconds or 0))
+        if when is None or self._elapsed() - when > every:
+            pace = seconds_per_image(spec, self.data, self.normalization, self._final_config(epochs=1))
+            self.paces[str(spec)] = (self._elapsed(), pace)
+        return pace
+
+    def _final_config(self, epochs: int, max_seconds: float | None = None) -> TrainConfig:
+        return final_config(
+            self.config.evaluation, epochs, self.config.seed, self.config.augment, self.config.flip, max_seconds
+        )
+
     def _elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.started
+        return self.elapsed_before + self.clock() - self.started
 
     def _evaluations_left(self) -> int:
         if self.config.evaluations is None:
             return 1 << 30
         return max(0, self.config.evaluations - len(self.known))
 
-    def _seconds_left(self) -> float | None:
-        if self.config.budget_seconds is None:
-            return None
-        config = self.config
-        return search_seconds_left(
-            config.budget_seconds,
-            self._elapsed(),
-            self.known.values(),
-            self.data,
-            config.evaluation,
-            config.final_epochs,
-            config.promote,
-            self.promoted,
+    def _seconds_for_search(self) -> float:
+        """What a budgeted search may still spend: the budget less the time spent and the final's reserve, for
+        the best so far at its pace now (before any, the slowest design's or a typical candidate's)."""
+        best = best_of_top(self.rungs)
+        budget = self.config.budget_seconds
+        return budget - self._elapsed() - final_reserve(budget, self.data, self._final_pace(best))
+
+    def _final_pace(self, best: EvaluationRecord | None) -> float:
+        if best is not None:
+            return self._pace(Spec.parse(best.spec))
+        designs = fitting(self.data.input_shape).values() if self.config.designs else []
+        return max((self._pace(spec) for spec in designs), default=None) or self._pace(
+            self.config.space.typical(self.data.input_shape)
         )
 
+    def _seconds_left(self) -> float | None:
+        """What a budgeted search may still spend on new candidates: the finishing promotions are owed too."""
+        if self.config.budget_seconds is None:
+            return None
+        return self._seconds_for_search() - finishing_seconds(self.rungs, self.plan.top_rung, lambda r: r.seconds)
+
+    def _seconds_left_positive(self) -> bool:
+        left = self._seconds_left()
+        return left is None or left > 0
+
     def _budget_spent(self) -> bool:
-        seconds_left = self._seconds_left()
-        return self._evaluations_left() == 0 or (seconds_left is not None and seconds_left <= 0)
+        """No evaluations left, or no time: a search with no trained candidate yet goes on to the budget's end."""
+        if self._evaluations_left() == 0:
+            return True
+        if self._seconds_left_positive():
+            return False
+        return best_of_top(self.rungs) is not None or self._elapsed() >= self.config.budget_seconds
 
     # -- final model ---------------------------------------------------------------------------------
 
     def _final_training(self) -> dict:
-        budget = self.config.budget_seconds
-        seconds_left = None if budget is None else budget - self._elapsed()
-        evaluation, wanted = self.config.evaluation, self.config.final_epochs
-        promoted = [r for r in self.promoted.values() if r.ok]  # when there are finalists, among them
-        best = choose_final(promoted or self.known.values(), self.data, evaluation, wanted, seconds_left)
+        best = best_of_top(self.rungs)
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
                 f"{self.run_dir}' for their reasons"
             )
-        epochs, max_seconds = final_plan(best, self.data, evaluation, wanted, seconds_left)
-        spec, reporter = Spec.parse(best.spec), self.reporter.final_training(best.spec, epochs)
-        final = train_final(
-            spec,
-            self.data,
-            self.config.evaluation,
-            epochs,
-            self.config.seed,
-            augment=self.config.augment,
-            flip=self.config.flip,
-            reporter=reporter,
-            max_seconds=max_seconds,
-        )
+        spec = Spec.parse(best.spec)
+        epochs, max_seconds = self._final_plan(spec)
+        reporter = self.reporter.final_training(best.spec, epochs, max_seconds)
+        planned = epochs if max_seconds is None else final_schedule_epochs(epochs)
+        final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter)
+        result = final.result
+        epochs_trained = round(result.images / max(len(final.data.train), 1), 2)
         metrics = {
-            "status": final.result.status,
-            "reason": final.result.reason,
-            "epochs": len(final.result.epochs),
+            "status": result.status,
+            "reason": result.reason,
+            "epochs": len(result.epochs),
             "val_accuracy": best.val_accuracy,
             "test_accuracy": final.test.accuracy,
             "test_loss": final.test.loss,
-            "train_seconds": final.result.seconds,
+            "train_seconds": result.seconds,
             "search_evaluations": len(self.known),
+            **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
         }
         trained = TrainedModel(
             final.model.cpu(),
@@ -324,11 +403,37 @@ class Search:
         summary = {
             "best_spec": best.spec,
             "best_val_accuracy": best.val_accuracy,
+            "best_rung": best.rung,
             "test_accuracy": final.test.accuracy,
             "final_epochs": epochs,
-            "final_epochs_trained": len(final.result.epochs),
-            "final_status": final.result.status,
-            "final_seconds": final.result.seconds,
+            "final_epochs_trained": epochs_trained,
+            "final_status": result.status,
+            "final_cut_by_time": result.cut_by_time,
+            "final_seconds": result.seconds,
+            "final_allotted_seconds": max_seconds,
+            "final_not_learning": result.not_learning,
         }
         self.journal.put("final", summary)
         return summary
+
+    def _final_plan(self, spec: Spec) -> tuple[int, float | None]:
+        """Epochs for the final training and its time: all that is left of a budget, at the pace measured now."""
+        wanted = self.config.final_epochs
+        budget = self.config.budget_seconds
+        if budget is None:
+            return wanted or DEFAULT_FINAL_EPOCHS, None
+        self.paces.pop(str(spec), None)  # the pace of this very moment
+        pace = self._pace(spec)
+        seconds = max(budget - self._elapsed(), _one_epoch(self.data, pace))
+        epochs = final_epochs(seconds, self.data, pace)
+        if wanted and wanted < epochs:
+            return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
+        return epochs, seconds
+
+
+def _one_epoch(data: Dataset, seconds_per_image: float) -> float:
+    """A search that overran its budget still trains its final model for an epoch."""
+    return (len(data.train) + len(data.val)) * seconds_per_image
+
+
+__all__ = ["ETA", "Search", "SearchConfig", "SearchReporter", "SearchSummary"]

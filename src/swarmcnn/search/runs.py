@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
+from swarmcnn.search.ladder import best_of_top, by_rung
 
 
 def describe_run(run_dir: str | Path, top: int = 10) -> dict:
@@ -16,11 +17,12 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
     finally:
         journal.close()
     ok = ranked(records)
-    best = ok[0] if ok else None
+    best = best_of_top(by_rung([*records, *promotions]))
     failures: dict[str, int] = {}
     for r in records:
         if not r.ok:
             failures[r.status] = failures.get(r.status, 0) + 1
+    best_spec = final["best_spec"] if final else best and best.spec
     return {
         "run_dir": str(run_dir),
         "data": settings["source"],
@@ -29,14 +31,27 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
         "status": "finished" if final else "unfinished (continue with --resume)",
         "evaluations": len(records),
         "failures": failures,
-        "best_spec": final["best_spec"] if final else best and best.spec,
+        "best_spec": best_spec,
         "best_val_accuracy": final["best_val_accuracy"] if final else best and best.val_accuracy,
         "test_accuracy": final["test_accuracy"] if final else None,
-        "best_params": best.params if best else None,
-        "search_seconds": sum(r.seconds for r in records),
+        "best_params": next((r.params for r in [*promotions, *records] if r.spec == best_spec), None),
+        "candidates": candidate_counts(records),
+        "final": final,
+        "search_seconds": sum(r.seconds for r in [*records, *promotions]),
         "leaderboard": [_row(r) for r in ok[:top]],
-        "promotions": [_row(r) for r in sorted(promotions, key=lambda r: r.score, reverse=True)],
+        "promotions": [_row(r) for r in sorted(promotions, key=lambda r: (r.rung, r.score), reverse=True)],
         "pareto_front": [_row(r) for r in pareto_front(ok)],
+    }
+
+
+def candidate_counts(records: list[EvaluationRecord]) -> dict[str, int]:
+    """How the candidates fared: trained to their planned images, compressed by their time limit, refused
+    untrained (too large, too slow), or failed (diverged, out of memory, an error)."""
+    return {
+        "trained": sum(r.ok and not r.compressed for r in records),
+        "compressed": sum(r.compressed for r in records),
+        "refused": sum(not r.trained for r in records),
+        "failed": sum(r.trained and not r.ok for r in records),
     }
 
 
@@ -57,6 +72,8 @@ def _row(r: EvaluationRecord) -> dict:
         "params": r.params,
         "flops": r.flops,
         "seconds": round(r.seconds, 3),
+        "rung": r.rung,
+        "images": r.images,
         "generation": r.generation,
         "worker": r.worker,
     }

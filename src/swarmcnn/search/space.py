@@ -103,6 +103,12 @@ class SearchSpace:
         """A uniformly drawn candidate (the random baseline and the swarm's starting points)."""
         return self.decode(rng.random(self.dimensions), input_shape)
 
+    def typical(self, input_shape: tuple[int, ...], draws: int = 15) -> Spec:
+        """The candidate of median FLOPs among a few drawn with a fixed seed: whose pace a budget plans with."""
+        rng = np.random.default_rng(0)
+        specs = sorted((self.sample(rng, input_shape) for _ in range(draws)), key=lambda s: s.flops(input_shape, 2))
+        return specs[draws // 2]
+
     @property
     def max_blocks(self) -> int:
         return self.blocks[1]

@@ -10,6 +10,7 @@ _MODULES = {
     "pso": "swarmcnn.search.strategies.pso",
     "psocnn": "swarmcnn.search.strategies.psocnn",
     "random": "swarmcnn.search.strategies.random",
+    "tpe": "swarmcnn.search.strategies.tpe",  # needs the tpe extra (Optuna)
 }
 
 __all__ = ["WORST", "Candidate", "Strategy", "get_strategy", "list_strategies"]

@@ -1,0 +1,88 @@
+"""Multi-fidelity ranking: every candidate trained briefly, the best of each rung again on ETA times the images.
+
+Asynchronous successive halving (ASHA: Li et al., "A system for massively parallel hyperparameter tuning",
+MLSys 2020, after Jamieson & Talwalkar's successive halving and Hyperband): rung 0 scores every candidate on
+a few training images; a candidate among the best 1/ETA of all those scored at rung k so far is trained again,
+from scratch, on ETA times the images (rung k+1), up to the top rung. Each rung then costs about as much as
+rung 0 (ETA times fewer candidates, ETA times the images), so most of the budget still goes to many cheap
+evaluations and a little to a faithful look at the best; the final spec is the best of the highest rung.
+
+Fidelity is counted in training images, not seconds: on a machine that other work slows down, a rung takes
+longer but ranks the same networks the same way. A rung grows the share of the training split first (more
+distinct images say more than repeated ones), then the epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from swarmcnn.search.evaluate import EvaluationConfig
+from swarmcnn.search.journal import EvaluationRecord, ranked
+
+ETA = 3  # ASHA's reduction factor: the usual 3 (Hyperband and ASHA use 3 or 4)
+
+Rungs = Mapping[int, Mapping[str, EvaluationRecord]]  # rung -> spec -> its record at that rung
+
+
+def rung_config(base: EvaluationConfig, rung: int) -> EvaluationConfig:
+    """The training of rung `rung`: ETA**rung times the images of rung 0, and as many times its time limit."""
+    factor = ETA**rung
+    images = base.epochs * base.train_fraction * factor  # in training splits
+    fraction = min(1.0, base.train_fraction * factor)
+    limit = None if base.max_seconds is None else base.max_seconds * factor
+    return replace(base, train_fraction=fraction, epochs=max(base.epochs, round(images / fraction)), max_seconds=limit)
+
+
+def due(rungs: Rungs, top: int) -> list[tuple[EvaluationRecord, int]]:
+    """ASHA's promotions: (record, next rung) for each candidate among the best 1/ETA of its rung, not yet above."""
+    promotions = []
+    for rung in range(top):
+        scored = rungs.get(rung, {})
+        above = rungs.get(rung + 1, {})
+        best = ranked(scored.values())[: len(scored) // ETA]
+        promotions += [(record, rung + 1) for record in best if record.spec not in above]
+    return promotions
+
+
+def finishing(rungs: Rungs, top: int) -> tuple[EvaluationRecord, int] | None:
+    """The next promotion that puts the best of every rung on the rung above, lowest rung first, or None.
+
+    When the search ends, the best of a rung may not have been promoted yet (too few candidates, or it came
+    last); the final spec is chosen at the highest rung, so it must hold the best of those below.
+    """
+    for rung in range(top):
+        best = next(iter(ranked(rungs.get(rung, {}).values())), None)
+        if best is not None and best.spec not in rungs.get(rung + 1, {}):
+            return best, rung + 1
+    return None
+
+
+def finishing_seconds(rungs: Rungs, top: int, seconds: Callable[[EvaluationRecord], float]) -> float:
+    """About how long the finishing promotions would take: each rung's best, if not promoted yet, up to the top.
+
+    seconds(record) is what the record's training would take now at its own rung (the pace may have changed);
+    each rung above costs ETA times the one below."""
+    total = 0.0
+    for rung in range(top):
+        best = next(iter(ranked(rungs.get(rung, {}).values())), None)
+        if best is not None and best.spec not in rungs.get(rung + 1, {}):
+            total += seconds(best) * sum(ETA**k for k in range(1, top - rung + 1))
+    return total
+
+
+def best_of_top(rungs: Rungs) -> EvaluationRecord | None:
+    """The best trained candidate of the highest rung that has one."""
+    for rung in sorted(rungs, reverse=True):
+        best = next(iter(ranked(rungs[rung].values())), None)
+        if best is not None:
+            return best
+    return None
+
+
+def by_rung(records: Iterable[EvaluationRecord]) -> dict[int, dict[str, EvaluationRecord]]:
+    """Records grouped by rung, each rung by spec."""
+    rungs: dict[int, dict[str, EvaluationRecord]] = {}
+    for record in records:
+        rungs.setdefault(record.rung, {})[record.spec] = record
+    return rungs
