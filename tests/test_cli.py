@@ -188,3 +188,24 @@ def test_each_command_help_explains_options_with_an_example(command, capsys):
 def test_top_level_help_lists_commands_without_loading_torch():
     code = "import sys; from swarmcnn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def _train_digits(out, *extra):
+    arch = "conv8x3 relu maxpool2 fc32 relu"
+    return main(["train", "digits", "--arch", arch, "--epochs", "4", *extra, "--out", str(out), "--quiet"])
+
+
+def test_training_at_chance_level_warns_once_with_the_remedies_and_still_saves(tmp_path, capsys):
+    assert _train_digits(tmp_path / "m", "--lr", "10") == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("swarmcnn: warning: the training loss stayed at the chance level")
+    assert "--lr" in lines[0] and "bn" in lines[0]
+    assert (tmp_path / "m" / "weights.safetensors").is_file()
+    assert "not_learning_epoch" in json.loads((tmp_path / "m" / "model.json").read_text())["metrics"]
+
+
+def test_training_that_learns_gives_no_chance_level_warning(tmp_path, capsys):
+    assert _train_digits(tmp_path / "m") == 0
+    assert "chance level" not in capsys.readouterr().err
+    assert "not_learning_epoch" not in json.loads((tmp_path / "m" / "model.json").read_text())["metrics"]
