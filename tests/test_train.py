@@ -19,6 +19,7 @@ from swarmcnn.train import (
     evaluate,
     fit,
     one_cycle,
+    predict_logits,
 )
 
 REFERENCE = "conv32x3 bn relu maxpool2 fc64 relu"
@@ -224,3 +225,18 @@ def test_training_without_a_validation_split_runs_every_epoch_and_keeps_the_last
 def test_the_default_batch_shrinks_for_small_data_so_an_epoch_has_steps():
     assert default_batch_size(100_000) == 128 and default_batch_size(3_400) == 64
     assert default_batch_size(1_257) == 32 and default_batch_size(50) == 32
+
+
+def test_with_a_weight_average_the_model_ends_with_the_average_and_still_learns(digits):
+    averaged, normalization, _ = _train(digits, REFERENCE, epochs=6, ema=0.99)
+    plain, _, _ = _train(digits, REFERENCE, epochs=6)
+    assert evaluate(averaged, digits.test, normalization).accuracy >= 0.95
+    assert any(not torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), plain.state_dict().values()))
+
+
+def test_flip_test_time_augmentation_averages_the_scores_of_a_picture_and_its_mirror(digits):
+    model, normalization, _ = _train(digits, "conv4x3 relu fc8", epochs=1)
+    x = digits.test.x[:16]
+    both = predict_logits(model, x, normalization, flip=True)
+    expected = (predict_logits(model, x, normalization) + predict_logits(model, x.flip(-1), normalization)) / 2
+    assert torch.allclose(both, expected, atol=1e-5)

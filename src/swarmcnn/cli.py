@@ -80,12 +80,15 @@ def _add_model_size_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+def _add_threads_option(parser: argparse.ArgumentParser, default: str = "PyTorch's choice") -> None:
+    parser.add_argument("--threads", type=int, help=f"CPU threads for PyTorch (default: {default})")
 
 
-def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    _add_threads_option(parser)
+FREE_CORES = "the cores other processes leave free"
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser, threads: str = "PyTorch's choice") -> None:
+    _add_threads_option(parser, threads)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
 
 
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     _add_data_options(train)
-    _add_runtime_options(train)
+    _add_runtime_options(train, threads=FREE_CORES)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -284,9 +287,7 @@ def _add_search_parser(commands) -> None:
     )
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
-    search.add_argument(
-        "--threads", type=int, help="CPU threads for PyTorch (default: the cores other processes leave free)"
-    )
+    _add_threads_option(search, f"{FREE_CORES} with --budget, else PyTorch's choice")
 
 
 def _add_runs_parser(commands) -> None:
@@ -358,6 +359,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     spec = Spec.parse(args.arch)  # a bad spec fails before any data is read
     out = _output_dir(args.out)
+    if args.threads is None:
+        from swarmcnn.cores import ThreadGovernor
+
+        ThreadGovernor()  # PyTorch gets the cores other processes leave free
     config = TrainConfig(**_given(args, TrainConfig))
     if args.patience == 0:
         config = replace(config, patience=None)

@@ -32,6 +32,7 @@ class TrainConfig:
     momentum: float = 0.9
     warmup: float = 0.2  # share of the schedule over which the learning rate rises to its peak (one-cycle)
     label_smoothing: float = 0.1
+    ema: float | None = None  # decay of an average of the weights the model ends with (e.g. 0.999); None: none
     patience: int | None = None  # stop after this many epochs without a better validation loss; None: never
     augment: bool = False  # random shifts of up to 1/8 of the picture
     flip: bool = False  # random horizontal flips (not for digits or text)
@@ -55,6 +56,8 @@ class TrainConfig:
             raise SwarmCNNError(f"warm-up share must be in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise SwarmCNNError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise SwarmCNNError(f"weight average decay must be in (0, 1), got {self.ema}")
         if self.patience is not None and self.patience < 1:
             raise SwarmCNNError(f"patience must be at least 1 epoch, got {self.patience}")
         if self.max_seconds is not None and not self.max_seconds >= 0:
@@ -217,62 +220,113 @@ def fit(
     x, y = train.x.to(device), train.y.to(device)
     model.to(device)
     batch_size = config.batch_size or default_batch_size(len(y))
-    batches = _batches_per_epoch(len(y), batch_size)
-    peak = config.lr or default_lr(model, config.optimizer)
-    optimizer = _optimizer(model, config, peak)
     schedule = Schedule(config.epochs * _trained_per_epoch(len(y), batch_size), config.max_seconds, clock)
-    limit = 20 * math.log(len(data.class_names))  # far worse than guessing: the weights blew up
+    steps = _Steps(model, config, schedule)
     result = TrainResult("completed", "", planned_images=schedule.images)
     result.chance_loss = chance_loss(y, len(data.class_names), config.label_smoothing)
-    best_state, since_best, at_chance = None, 0, 0
-    validate_each = config.patience is not None or reporter.validates
-    reporter.start(config.epochs, batches)
+    watch = _Watch(config, result)
+    reporter.start(config.epochs, _batches_per_epoch(len(y), batch_size))
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then restore
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
             epoch_started = clock()
             on_batch = functools.partial(reporter.batch, epoch)
-            loss_sum, correct, seen = _train_epoch(
-                model, x, y, normalization, config, batch_size, optimizer, peak, schedule, generator, on_batch
-            )
-            seconds = max(clock() - epoch_started, 1e-9)
+            loss_sum, correct, seen = _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_batch)
             train_loss = loss_sum / max(seen, 1)
-            if not math.isfinite(train_loss) or train_loss > limit:
+            if not math.isfinite(train_loss) or train_loss > 20 * math.log(len(data.class_names)):
                 result.status, result.reason = "diverged", f"training loss {train_loss:.3g} at epoch {epoch}"
-                break
+                break  # far worse than guessing: the weights blew up
             last = schedule.ended or epoch == config.epochs
-            val = evaluate(model, data.val, normalization, device=device) if len(data.val) and (
-                validate_each or last) else None
+            val = None
+            if len(data.val) and (watch.validates_each or reporter.validates or last):
+                val = evaluate(steps.trained, data.val, normalization, device=device)
             stats = EpochStats(
                 epoch, train_loss, correct / max(seen, 1), val.loss if val else math.nan,
-                val.accuracy if val else math.nan, seen / seconds, optimizer.param_groups[0]["lr"],
+                val.accuracy if val else math.nan, seen / max(clock() - epoch_started, 1e-9), steps.lr,
             )
             result.epochs.append(stats)
             reporter.epoch_end(stats)
-            warmed_up = schedule.progress() >= config.warmup  # a slow start during the warm-up is no failure
-            at_chance = at_chance + 1 if warmed_up and train_loss >= NOT_LEARNING_SHARE * result.chance_loss else 0
-            if at_chance == 2 and result.not_learning is None:
-                result.not_learning = epoch
-            if val is not None and (config.patience is None or val.loss < result.best_val_loss):
-                result.best_val_loss, result.best_val_accuracy = val.loss, val.accuracy
-                if config.patience is not None:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                since_best = 0
-            elif val is not None:
-                since_best += 1
-            if config.patience is not None and since_best >= config.patience and not last:
-                result.status = "early-stopped"
-                result.reason = f"no better validation loss for {since_best} epochs, stopped at epoch {epoch}"
-                break
-            if schedule.ended:
+            if watch.epoch_end(stats, schedule.progress() >= config.warmup, steps.trained, last) or schedule.ended:
                 break
     reporter.stop()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if watch.best_state is not None or steps.average is not None:  # the model ends with what was validated
+        model.load_state_dict(watch.best_state or steps.trained.state_dict())
     result.images, result.seconds = schedule.seen, clock() - schedule.started
     if result.status == "completed":
         result.reason = _completed_reason(result, config, len(result.epochs))
     return result
+
+
+class _Steps:
+    """Optimizer steps at the schedule's learning rate, with an average of the weights where config asks for one.
+
+    The average is PyTorch's own (`torch.optim.swa_utils.AveragedModel` with an exponential moving average,
+    batch norm statistics included); the trained network is then the average.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, schedule: Schedule) -> None:
+        self.model, self.config, self.schedule = model, config, schedule
+        self.peak = config.lr or default_lr(model, config.optimizer)
+        self.optimizer = _optimizer(model, config, self.peak)
+        self.average = None
+        if config.ema is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def trained(self) -> nn.Module:
+        """The network as trained so far: the model, or its average."""
+        return self.model if self.average is None else self.average.module
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.peak * one_cycle(progress, self.config.warmup)
+        logits = self.model(inputs)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
+        return logits, loss
+
+
+class _Watch:
+    """What fit watches after each epoch: the chance level, early stopping and the best weights."""
+
+    def __init__(self, config: TrainConfig, result: TrainResult) -> None:
+        self.config, self.result = config, result
+        self.validates_each = config.patience is not None
+        self.best_state: dict | None = None
+        self.since_best = self.at_chance = 0
+
+    def epoch_end(self, stats: EpochStats, warmed_up: bool, trained: nn.Module, last: bool) -> bool:
+        """Note an epoch; True when training must stop early."""
+        result, patience = self.result, self.config.patience
+        # a slow start during the warm-up is no failure
+        at_chance = warmed_up and stats.train_loss >= NOT_LEARNING_SHARE * result.chance_loss
+        self.at_chance = self.at_chance + 1 if at_chance else 0
+        if self.at_chance == 2 and result.not_learning is None:
+            result.not_learning = stats.epoch
+        if math.isnan(stats.val_loss):
+            return False
+        if patience is None or stats.val_loss < result.best_val_loss:
+            result.best_val_loss, result.best_val_accuracy = stats.val_loss, stats.val_accuracy
+            if patience is not None:
+                self.best_state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+            self.since_best = 0
+            return False
+        self.since_best += 1
+        if self.since_best >= patience and not last:
+            result.status = "early-stopped"
+            result.reason = f"no better validation loss for {self.since_best} epochs, stopped at epoch {stats.epoch}"
+            return True
+        return False
 
 
 def _completed_reason(result: TrainResult, config: TrainConfig, epochs: int) -> str:
@@ -293,10 +347,10 @@ def chance_loss(y: torch.Tensor, classes: int, label_smoothing: float = 0.0) -> 
     return F.cross_entropy(logits, y.cpu(), label_smoothing=label_smoothing).item()
 
 
-def _train_epoch(model, x, y, normalization, config, batch_size, optimizer, peak, schedule, generator, on_batch):
+def _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_batch):
     """One pass over the shuffled data, or until the schedule ends; returns the loss sum, correct count and
     images seen."""
-    model.train()
+    steps.model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -305,24 +359,18 @@ def _train_epoch(model, x, y, normalization, config, batch_size, optimizer, peak
         index = order[start : start + batch_size]
         if len(index) < 2:  # batch norm cannot train on a single sample
             continue
-        progress = schedule.progress()  # a clock read (~0.1 µs) is nothing next to a batch (a millisecond at least)
+        progress = steps.schedule.progress()  # a clock read (~0.1 µs) is nothing next to a batch (a millisecond)
         if progress >= 1:
             break
-        for group in optimizer.param_groups:
-            group["lr"] = peak * one_cycle(progress, config.warmup)
         batch = x[index]
         if config.augment or config.flip:  # on stored values, so a shift brings in black (0), not the mean
             batch = augment(batch, generator, shift=config.augment, flip=config.flip)
         targets = y[index]
-        logits = model(normalization(batch))
-        loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        logits, loss = steps.step(normalization(batch), targets, progress)
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == targets).sum()
         seen += len(index)
-        schedule.seen += len(index)
+        steps.schedule.seen += len(index)
         if b % 10 == 0:
             on_batch(b, loss.item())
     return loss_sum.item(), correct.item(), seen
@@ -393,10 +441,16 @@ def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, fli
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: Split, normalization: Normalization, batch_size: int = 512, device=None
+    model: nn.Module,
+    split: Split,
+    normalization: Normalization,
+    batch_size: int = 512,
+    device=None,
+    flip: bool = False,
 ) -> Evaluation:
-    """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix on one split."""
-    logits = predict_logits(model, split.x, normalization, batch_size, device)
+    """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix on one split (flip: see
+    `predict_logits`)."""
+    logits = predict_logits(model, split.x, normalization, batch_size, device, flip)
     y = split.y.to(logits.device)
     classes = logits.shape[1]
     confusion = torch.bincount(y * classes + logits.argmax(1), minlength=classes * classes).view(classes, classes)
@@ -411,12 +465,26 @@ def evaluate(
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, x: torch.Tensor, normalization: Normalization, batch_size: int = 512, device=None
+    model: nn.Module,
+    x: torch.Tensor,
+    normalization: Normalization,
+    batch_size: int = 512,
+    device=None,
+    flip: bool = False,
 ) -> torch.Tensor:
-    """Class scores for stored inputs (uint8 or float), in batches, in evaluation mode."""
+    """Class scores for stored inputs (uint8 or float), in batches, in evaluation mode.
+
+    flip: the mean of the scores of each input and of its mirror image (test-time augmentation, for a network
+    trained with flips: it has learned both views of every picture).
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    parts = [model(normalization(x[i : i + batch_size].to(device))) for i in range(0, len(x), batch_size)]
+
+    def scores(batch: torch.Tensor) -> torch.Tensor:
+        inputs = normalization(batch.to(device))
+        return (model(inputs) + model(inputs.flip(-1))) / 2 if flip else model(inputs)
+
+    parts = [scores(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(parts).float() if parts else torch.empty(0, model[-1].out_features)
 
 

@@ -15,8 +15,11 @@ from swarmcnn.search.budget import (
     FINAL_EPOCHS,
     FINAL_SHARE,
     MIN_PER_CLASS,
+    RUNG0_EVALUATIONS,
     TOO_SLOW_MARGIN,
+    choose_final,
     final_epochs,
+    final_pace_limit,
     final_reserve,
     plan_search,
     predicted_seconds,
@@ -24,6 +27,7 @@ from swarmcnn.search.budget import (
 )
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.search.ladder import by_rung, ranking
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
@@ -75,6 +79,8 @@ def test_rung_zero_is_two_epochs_of_the_split_when_the_budget_holds_them_and_a_s
     spent = 40 * 3 * 2 * tight.train_fraction * len(big.train) * 1e-3  # 40 candidates, each over 3 rungs
     assert spent == pytest.approx(30, rel=0.01) or tight.train_fraction * len(big.train) <= MIN_PER_CLASS * 10 + 1
     assert tight.max_seconds == pytest.approx(CAP_FACTOR * 2 * tight.train_fraction * len(big.train) * 1e-3)
+    fast = plan_search(600, digits, base, 2, reserve=300, typical_seconds_per_image=1e-7)
+    assert fast.max_seconds == pytest.approx(CAP_FACTOR * 300 / (RUNG0_EVALUATIONS * 3))  # its fair share x 4
     given = plan_search(60, big, dataclasses.replace(base, max_seconds=7.0), 2, 30, 1e-3)
     assert given.max_seconds == 7.0  # the user's own limit wins
 
@@ -100,6 +106,37 @@ def test_a_candidate_too_slow_even_at_the_fastest_rate_is_refused_and_one_just_o
     refused = too_slow(small, digits, dataclasses.replace(config, max_seconds=0.5), seen)
     assert refused.status == "too-slow" and refused.seconds == 0 and "over its 0.5s limit" in refused.reason
     assert too_slow(small, digits, dataclasses.replace(config, max_seconds=None), seen) is None
+
+
+def test_the_final_choice_takes_the_best_network_its_time_trains_for_final_epochs(digits):
+    images = _images(digits)
+    slow, fast, faster = (_record(f"conv{n}x3 relu", 1.0, 1000) for n in (64, 16, 8))
+    paces = {slow.spec: 1e-2, fast.spec: 1e-4, faster.spec: 1e-5}  # seconds per image now
+    seconds = FINAL_EPOCHS * images * 1e-3  # the time holds FINAL_EPOCHS at 1 ms per image
+    assert final_pace_limit(seconds, digits) == pytest.approx(1e-3)
+    ranking = [slow, fast, faster]  # best first
+    assert choose_final(ranking, digits, seconds, paces.__getitem__) is fast  # slow would get 4 epochs
+    assert choose_final(ranking, digits, None, paces.__getitem__) is slow  # no budget: the best
+    assert choose_final([slow], digits, seconds, paces.__getitem__) is slow  # none fits: the best after all
+    assert choose_final([], digits, seconds, paces.__getitem__) is None
+
+
+def test_a_candidate_too_slow_for_the_final_epochs_is_refused_untrained(digits):
+    small = Spec.parse("conv8x3 relu")
+    flops = small.flops(digits.input_shape, 10)
+    config = EvaluationConfig(epochs=1, train_fraction=1.0)
+    seen = [_record(str(small), 1.0, flops, images=len(digits.train))]  # its pace: 1 s an epoch
+    pace = 1.0 / len(digits.train)
+    assert too_slow(small, digits, config, seen, pace_limit=pace) is None
+    refused = too_slow(small, digits, config, seen, pace_limit=pace / 2)
+    assert refused.status == "too-slow" and f"too slow for {FINAL_EPOCHS} final epochs" in refused.reason
+
+
+def test_a_ranking_holds_each_network_once_at_its_highest_rung_highest_rungs_first():
+    low = [_record(f"conv{n}x3 relu", 1.0, 1000, score=s) for n, s in ((8, 0.9), (16, 0.8), (24, 0.7))]
+    high = [dataclasses.replace(low[1], score=0.85, rung=1), dataclasses.replace(low[2], score=0.95, rung=1)]
+    order = ranking(by_rung([*low, *high]))
+    assert [(r.spec, r.rung) for r in order] == [(low[2].spec, 1), (low[1].spec, 1), (low[0].spec, 0)]
 
 
 def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_training_completed(tmp_path, digits):

@@ -28,6 +28,8 @@ class EvaluationConfig:
     lr: float | None = None  # None: TrainConfig's default for the network (`default_lr`)
     max_params: int = 2_000_000  # larger candidates get the worst score without training
     max_seconds: float | None = None  # per candidate: its schedule ends by then, with fewer images if it must
+    augment: bool = False  # random shifts, as the final training gets them (`search --augment`)
+    flip: bool = False  # random horizontal flips, likewise
     objective: str = "accuracy"  # or "accuracy-params": accuracy minus 0.01 per decade of parameters
     seed: int = 0
 
@@ -47,6 +49,8 @@ class EvaluationConfig:
             lr=self.lr,
             train_fraction=self.train_fraction,
             max_seconds=self.max_seconds,
+            augment=self.augment,
+            flip=self.flip,
             seed=self.seed,
         )
 

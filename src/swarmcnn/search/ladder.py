@@ -8,8 +8,10 @@ rung 0 (ETA times fewer candidates, ETA times the images), so most of the budget
 evaluations and a little to a faithful look at the best; the final spec is the best of the highest rung.
 
 Fidelity is counted in training images, not seconds: on a machine that other work slows down, a rung takes
-longer but ranks the same networks the same way. A rung grows the share of the training split first (more
-distinct images say more than repeated ones), then the epochs.
+longer but ranks the same networks the same way; and at equal time short trainings favour small networks that
+learn fast and stop early (on cifar10-dev a search ranked by equal time chose a net that reached 67.8% where the
+small VGG design reaches over 70%). A rung grows the share of the training split first (more distinct images say
+more than repeated ones), then the epochs.
 """
 
 from __future__ import annotations
@@ -71,13 +73,21 @@ def finishing_seconds(rungs: Rungs, top: int, seconds: Callable[[EvaluationRecor
     return total
 
 
+def ranking(rungs: Rungs) -> list[EvaluationRecord]:
+    """The trained candidates at the highest rung each reached, higher rungs first, best first within a rung."""
+    seen: set[str] = set()
+    order = []
+    for rung in sorted(rungs, reverse=True):
+        for record in ranked(rungs[rung].values()):
+            if record.spec not in seen:
+                seen.add(record.spec)
+                order.append(record)
+    return order
+
+
 def best_of_top(rungs: Rungs) -> EvaluationRecord | None:
     """The best trained candidate of the highest rung that has one."""
-    for rung in sorted(rungs, reverse=True):
-        best = next(iter(ranked(rungs[rung].values())), None)
-        if best is not None:
-            return best
-    return None
+    return next(iter(ranking(rungs)), None)
 
 
 def by_rung(records: Iterable[EvaluationRecord]) -> dict[int, dict[str, EvaluationRecord]]:

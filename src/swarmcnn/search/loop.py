@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from swarmcnn.checkpoint import TrainedModel
-from swarmcnn.cores import ThreadGovernor
+from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import fitting
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.budget import (
     Plan,
+    choose_final,
     final_epochs,
+    final_pace_limit,
     final_reserve,
     final_schedule_epochs,
     plan_search,
@@ -30,7 +32,16 @@ from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.search.final import final_config, train_final
 from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
-from swarmcnn.search.ladder import ETA, best_of_top, by_rung, due, finishing, finishing_seconds, rung_config
+from swarmcnn.search.ladder import (
+    ETA,
+    best_of_top,
+    by_rung,
+    due,
+    finishing,
+    finishing_seconds,
+    ranking,
+    rung_config,
+)
 from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
@@ -58,8 +69,8 @@ class SearchConfig:
     final_epochs: int | None = None  # None: as many as the budget holds, DEFAULT_FINAL_EPOCHS without a budget
     rungs: int = 2  # promotion rungs above rung 0, each on ETA times the images (0: the best of rung 0 wins)
     designs: bool = True  # the hand-designed networks (swarmcnn.designs) are the first candidates
-    augment: bool = False  # random shifts in the final training (candidates train without, to rank quickly)
-    flip: bool = False  # random horizontal flips in the final training
+    augment: bool = False  # random shifts in every training (candidates and final)
+    flip: bool = False  # random horizontal flips in every training
     space: SearchSpace = field(default_factory=SearchSpace)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -213,7 +224,7 @@ class Search:
         if self.config.designs:
             designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
-            self._evaluate(executor, new[: self._evaluations_left()], limited=False)
+            self._evaluate(executor, new[: self._evaluations_left()], designs=True)
         idle = 0
         while not self._budget_spent() and idle < IDLE_GENERATIONS:
             candidates = self.strategy.ask()
@@ -232,24 +243,27 @@ class Search:
                 self._promote(executor, promotion)
             idle = 0 if new else idle + 1
 
-    def _evaluate(self, executor, candidates: list[tuple[str, dict]], limited: bool = True) -> None:
+    def _evaluate(self, executor, candidates: list[tuple[str, dict]], designs: bool = False) -> None:
         """Score candidates at rung 0 (those too slow to try without training), journal each as it comes.
 
-        Unlimited (the designs, the search's yardstick): no time limit compresses their schedule."""
-        config = self.plan.rung0(self.config.evaluation)
-        if not limited:
+        The designs are the search's yardstick: all of them train, each for its planned images, whatever the
+        budget."""
+        config = self._rung_config(0)
+        if designs:
             config = replace(config, max_seconds=None)
         origins = dict(candidates)
         to_train = []
         for text, _ in candidates:
-            refused = too_slow(Spec.parse(text), self.data, config, self._all_records())
+            refused = None if designs else too_slow(
+                Spec.parse(text), self.data, config, self._all_records(), self._pace_limit()
+            )
             if refused is not None:
                 self._record(refused, origins[text])
             else:
                 to_train.append(text)
         for i, record in executor.map([(Spec.parse(text), config) for text in to_train]):
             self._record(record, origins[to_train[i]])
-            if self._budget_spent():
+            if not designs and self._budget_spent():
                 executor.cancel_pending()  # what is already training is still recorded
 
     def _record(self, record: EvaluationRecord, origin: dict) -> None:
@@ -262,7 +276,7 @@ class Search:
     def _promote(self, executor, promotion: tuple[EvaluationRecord, int]) -> None:
         """Train a record's spec again at a higher rung, and journal it."""
         record, rung = promotion
-        config = rung_config(self.plan.rung0(self.config.evaluation), rung)
+        config = self._rung_config(rung)
         _, trained = next(executor.map([(Spec.parse(record.spec), config)]))
         origin = {"score": record.score, "from_rung": record.rung}
         trained = replace(trained, generation=record.generation, origin=origin, rung=rung)
@@ -277,6 +291,12 @@ class Search:
                 return
             self._promote(executor, step)
 
+    def _rung_config(self, rung: int) -> EvaluationConfig:
+        """A rung's training, with the final training's augmentation: a network is ranked by the recipe it will
+        get (without it, long promotions of small networks overfit and rank them by that)."""
+        config = rung_config(self.plan.rung0(self.config.evaluation), rung)
+        return replace(config, augment=self.config.augment, flip=self.config.flip)
+
     def _journal(self, record: EvaluationRecord, table: str = "evaluations") -> None:
         """Store a result with the search time spent so far: a kill loses neither."""
         self.journal.record(record, table)
@@ -286,14 +306,18 @@ class Search:
         return [record for rung in self.rungs.values() for record in rung.values()]
 
     def _executor(self):
-        if self.config.workers == 1:
-            if self.threads is not None:
-                import torch
-
-                torch.set_num_threads(self.threads)
-                return InProcess(self.data, self.normalization)
+        """Candidates here or in worker processes. Here, a budgeted search gives PyTorch the cores other processes
+        leave free, re-measured after each candidate; a search by count keeps its threads fixed (PyTorch's, or
+        `threads`), so that a seed repeats it to the last digit: results differ in the last bits between thread
+        counts."""
+        if self.config.workers > 1:
+            return WorkerProcesses(self.config.workers, self.config.source, self.config.data)
+        if self.threads is None and self.config.budget_seconds is not None:
             return InProcess(self.data, self.normalization, ThreadGovernor())
-        return WorkerProcesses(self.config.workers, self.config.source, self.config.data)
+        import torch
+
+        torch.set_num_threads(self.threads or max(1, min(torch.get_num_threads(), available_cores())))
+        return InProcess(self.data, self.normalization)
 
     # -- budget --------------------------------------------------------------------------------------
 
@@ -303,9 +327,14 @@ class Search:
         budget = self.config.budget_seconds
         if budget is None:
             return Plan(base.train_fraction, base.epochs, base.max_seconds, top)
-        typical = self._pace(self.config.space.typical(self.data.input_shape))
-        reserve = final_reserve(budget, self.data, self._final_pace(None))
-        return plan_search(budget, self.data, base, top, reserve, typical)
+        typical = self._typical_pace()
+        return plan_search(budget, self.data, base, top, final_reserve(budget, self.data, typical), typical)
+
+    def _typical_pace(self) -> float:
+        """The pace of a typical network: the slower design (a known-good network), else the space's median."""
+        designs = fitting(self.data.input_shape).values() if self.config.designs else []
+        specs = list(designs) or [self.config.space.typical(self.data.input_shape)]
+        return max(self._pace(spec) for spec in specs)
 
     def _pace(self, spec: Spec) -> float:
         """Seconds per image of spec's final training now, measured again once the last measure is PACE_EVERY old."""
@@ -329,20 +358,18 @@ class Search:
             return 1 << 30
         return max(0, self.config.evaluations - len(self.known))
 
-    def _seconds_for_search(self) -> float:
-        """What a budgeted search may still spend: the budget less the time spent and the final's reserve, for
-        the best so far at its pace now (before any, the slowest design's or a typical candidate's)."""
-        best = best_of_top(self.rungs)
+    def _pace_limit(self) -> float | None:
+        """The slowest pace the final training's reserve can give FINAL_EPOCHS; None without a budget."""
         budget = self.config.budget_seconds
-        return budget - self._elapsed() - final_reserve(budget, self.data, self._final_pace(best))
+        if budget is None:
+            return None
+        return final_pace_limit(final_reserve(budget, self.data, self._typical_pace()), self.data)
 
-    def _final_pace(self, best: EvaluationRecord | None) -> float:
-        if best is not None:
-            return self._pace(Spec.parse(best.spec))
-        designs = fitting(self.data.input_shape).values() if self.config.designs else []
-        return max((self._pace(spec) for spec in designs), default=None) or self._pace(
-            self.config.space.typical(self.data.input_shape)
-        )
+    def _seconds_for_search(self) -> float:
+        """What a budgeted search may still spend: the budget less the time spent and the final's reserve for a
+        typical network at its pace now (the final choice then takes a network that this time trains properly)."""
+        budget = self.config.budget_seconds
+        return budget - self._elapsed() - final_reserve(budget, self.data, self._typical_pace())
 
     def _seconds_left(self) -> float | None:
         """What a budgeted search may still spend on new candidates: the finishing promotions are owed too."""
@@ -365,7 +392,9 @@ class Search:
     # -- final model ---------------------------------------------------------------------------------
 
     def _final_training(self) -> dict:
-        best = best_of_top(self.rungs)
+        budget = self.config.budget_seconds
+        seconds = None if budget is None else budget - self._elapsed()
+        best = choose_final(ranking(self.rungs), self.data, seconds, lambda spec: self._pace(Spec.parse(spec)))
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
