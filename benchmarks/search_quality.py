@@ -24,6 +24,7 @@ core, as on a user's busy laptop: a shared machine should cost time, not quality
         [--seeds 0 1 2] [--methods pso tpe ...] [--one-seed psocnn random tpe] [--loaded]
         [--out DIR] [--outcomes FILE.jsonl] [--json]
     python benchmarks/search_quality.py --table REPORT.json     # the tables of a saved --json report
+    python benchmarks/search_quality.py --table OUTCOMES.jsonl  # the tables of the runs finished so far
 
 Finished runs are appended to OUT/outcomes.jsonl (or --outcomes) and reused by a later benchmark given the same
 file, so a killed benchmark continues where it stopped. The real data sets live beside the project
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -249,9 +251,10 @@ def shares(runs: list[dict]) -> str:
 
 
 def print_table(name: str, result: dict) -> None:
-    print(f"\n{name} ({result['source']}{', ' + str(result['per_class']) + ' per class' if result['per_class'] else ''}"
-          f"): budget {result['budget']:g}s per run; load average {result['load_average_before']:.1f} before, "
-          f"{result['load_average_after']:.1f} after")
+    load = result.get("load_average_before")
+    loads = "" if load is None else f"; load average {load:.1f} before, {result['load_average_after']:.1f} after"
+    per_class = f", {result['per_class']} per class" if result["per_class"] else ""
+    print(f"\n{name} ({result['source']}{per_class}): budget {result['budget']:g}s per run{loads}")
     print(f"{'method':<11} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} {'params':>15} {'wall s':>6} "
           f"{'cands':>6} {'tr/co/re/fa %':>13} {'final ep (trained)':>18}")
     for method, summary in result["methods"].items():
@@ -314,10 +317,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="folder for the search runs and outcomes (default: a temp dir)")
     parser.add_argument("--outcomes", type=Path, metavar="FILE.jsonl", help=f"default: OUT/{OUTCOMES_FILE}")
-    parser.add_argument("--table", type=Path, metavar="REPORT.json", help="print the tables of a saved --json report")
+    parser.add_argument("--table", type=Path, metavar="REPORT.json",
+                        help="print the tables of a saved --json report, or of an outcomes .jsonl file")
     args = parser.parse_args()
     if args.table:
-        print_report(json.loads(args.table.read_text()))
+        text = args.table.read_text()
+        print_report(report_of_outcomes(args.table) if args.table.suffix == ".jsonl" else json.loads(text))
         return
     methods = _choices(args.methods, METHODS, "method") + ([LOADED] if args.loaded else [])
     benches = [DEFAULTS[name] for name in _choices(args.datasets, list(DEFAULTS), "data set")]
@@ -345,10 +350,24 @@ def main() -> None:
         print_report(report)
 
 
+def report_of_outcomes(path: Path) -> dict:
+    """A report of the runs an outcomes file holds (the default data sets' settings; no load averages)."""
+    by_dataset: dict[str, dict[str, list[Outcome]]] = {}
+    for (dataset, method, _), outcome in done_outcomes(path).items():
+        by_dataset.setdefault(dataset, {}).setdefault(method, []).append(outcome)
+    datasets = {}
+    for name, runs in by_dataset.items():
+        bench = DEFAULTS.get(name, Bench(name, "?", math.nan))
+        datasets[name] = {**asdict(bench), "methods": {m: summarise(r) for m, r in runs.items()}}
+    seeds = sorted({o.seed for runs in by_dataset.values() for r in runs.values() for o in r})
+    machine = {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()}
+    return {"machine": machine, "seeds": seeds, "one_seed": [], "datasets": datasets}
+
+
 def print_report(report: dict) -> None:
     machine = report["machine"]
-    print(f"{machine['cores']} cores, torch {machine['torch']}; seeds {' '.join(map(str, report['seeds']))} "
-          f"({', '.join(report['one_seed'])} on the first only)")
+    one_seed = f" ({', '.join(report['one_seed'])} on the first only)" if report["one_seed"] else ""
+    print(f"{machine['cores']} cores, torch {machine['torch']}; seeds {' '.join(map(str, report['seeds']))}{one_seed}")
     for name, result in report["datasets"].items():
         if "skipped" in result:
             print(f"\n{name}: skipped ({result['skipped']})")

@@ -653,7 +653,9 @@ def run_runs(args: argparse.Namespace) -> int:
     val, test = summary["best_val_accuracy"], summary["test_accuracy"]
     counts = ", ".join(f"{count} {kind}" for kind, count in summary["candidates"].items())
     final = summary["final"]
-    epochs = f"; final training {final['final_epochs_trained']:g} of {final['final_epochs']} epochs" if final else ""
+    epochs = (
+        f"; final training {final['final_epochs_trained']:g} epochs ({final['final_epochs']} planned)" if final else ""
+    )
     stdout.print(
         f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations ({counts}), "
         f"{summary['status']}; best {summary['best_spec']} (val {'-' if val is None else f'{val:.4f}'}), "
