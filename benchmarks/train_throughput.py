@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from swarmcnn import cores
 from swarmcnn.cores import available_cores
 from swarmcnn.data import DataConfig, Dataset, Split, load_data
+from swarmcnn.designs import DESIGNS
+from swarmcnn.hardware import Hardware, resolve
 from swarmcnn.spec import Spec, parse
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, default_lr, fit
 
@@ -51,6 +53,7 @@ NETWORKS = {  # name: (spec, data: "images" or "video")
         "images",
     ),
     "video3d": ("conv16x3 relu maxpool2 conv32x3 relu maxpool2 fc64 relu", "video"),
+    "vgg-small": (DESIGNS["vgg-small"], "images"),
 }
 SEED = 0
 BATCH_SIZE = 64  # both sides, fixed: throughput depends on it
@@ -76,15 +79,15 @@ class Run:
         return None if self.train_seconds is None else self.images / self.train_seconds
 
 
-def load(kind: str, quick: bool) -> tuple[Dataset, str]:
+def load(kind: str, quick: bool, images: Path = MNIST) -> tuple[Dataset, str]:
     """Images: the MNIST subset when present, else the built-in shapes at 28x28. Video: built-in moving-digits.
 
     --quick keeps a few hundred samples.
     """
     if kind == "video":
         data, label = load_data("moving-digits"), "moving-digits (built-in, 8 frames of 16x16)"
-    elif MNIST.is_dir():
-        data, label = load_data(str(MNIST)), f"mnist-5k ({MNIST})"
+    elif images.is_dir():
+        data, label = load_data(str(images)), f"{images.name} ({images})"
     else:
         data, label = load_data("shapes", DataConfig(image_size=(28, 28))), "shapes (built-in, 28x28; mnist-5k absent)"
     if quick:
@@ -112,20 +115,28 @@ def matmul_peak(seconds: float, n: int = 2048) -> float:
     return 2 * n**3 * calls / elapsed / 1e9
 
 
-def train_plain(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, config: TrainConfig) -> None:
-    """The hand-written reference loop; x is already float and normalised."""
+def train_plain(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, config: TrainConfig, hardware: Hardware
+) -> None:
+    """The hand-written reference loop; x is already float, normalised and on the device.
+
+    In bf16 it does what the PyTorch recipe says: autocast around the forward pass and the loss, fp32 weights.
+    """
     lr = config.lr or default_lr(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(y), generator=generator).to(x.device)
         for start in range(0, len(y), config.batch_size):
             index = order[start : start + config.batch_size]
-            loss = F.cross_entropy(model(x[index]), y[index])
+            with hardware.autocast():
+                batch = x[index].contiguous(memory_format=hardware.memory_format(x.dim()))
+                loss = F.cross_entropy(model(batch), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+    hardware.synchronize()
 
 
 @torch.inference_mode()
@@ -135,20 +146,23 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(1) == y).float().mean().item()
 
 
-def time_plain(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig) -> Run:
+def time_plain(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig, hardware) -> Run:
     model = build_seeded(spec, data.input_shape, len(data.class_names), SEED)
-    x, y = normalization(data.train.x), data.train.y  # pre-normalised once, as a user would at load time
+    hardware.place(model, data.train.x.dim())
+    # pre-normalised once and on the device, as a user would at load time
+    x, y = normalization(data.train.x).to(hardware.device), data.train.y.to(hardware.device)
     started = time.perf_counter()
-    train_plain(model, x, y, config.epochs, config)
+    train_plain(model, x, y, config.epochs, config, hardware)
     seconds = time.perf_counter() - started
-    val_accuracy = accuracy(model, normalization(data.val.x), data.val.y)
-    return Run(seconds, config.epochs * len(y), val_accuracy)
+    val_x, val_y = normalization(data.val.x).to(hardware.device), data.val.y.to(hardware.device)
+    return Run(seconds, config.epochs * len(y), accuracy(model.float(), val_x, val_y))
 
 
-def time_fit(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig) -> Run:
+def time_fit(spec: Spec, data: Dataset, normalization: Normalization, config: TrainConfig, hardware) -> Run:
     model = build_seeded(spec, data.input_shape, len(data.class_names), SEED)
     started = time.perf_counter()
     result = fit(model, data, normalization, config, reporter=None)
+    hardware.synchronize()
     seconds = time.perf_counter() - started
     if result.status != "completed":
         raise RuntimeError(f"fit did not run all epochs: {result.status} ({result.reason})")
@@ -157,24 +171,45 @@ def time_fit(spec: Spec, data: Dataset, normalization: Normalization, config: Tr
     return Run(seconds, len(result.epochs) * n, result.epochs[-1].val_accuracy, train_seconds)
 
 
-def benchmark(name: str, text: str, data: Dataset, data_label: str, epochs: int, repeats: int) -> dict:
-    """Warm up both sides on a short epoch, then alternate plain and fit `repeats` times."""
+def sides(device: torch.device) -> dict[str, tuple]:
+    """Each timed side: (loop, hardware). The plain loop in every precision and layout; fit in fp32 and bf16,
+    with the layout swarmcnn.hardware chooses, and with what --precision auto picks on this device."""
+    out = {}
+    for precision in ("fp32", "bf16"):
+        for channels_last in (False, True):
+            hardware = Hardware(device, precision, channels_last)
+            out[same_plain(hardware)] = ("plain", hardware)
+    for precision in ("fp32", "bf16"):
+        out[f"fit {precision}"] = ("fit", resolve(str(device), precision))
+    return out
+
+
+def same_plain(hardware: Hardware) -> str:
+    """The plain side that computes as `hardware` does: fit's baseline of equal precision and layout."""
+    return f"plain {hardware.precision}{'+cl' if hardware.channels_last else ''}"
+
+
+def benchmark(name: str, text: str, data: Dataset, data_label: str, args: argparse.Namespace) -> dict:
+    """Warm up every side on a short epoch, then run them in turn `repeats` times (A B C ... A B C ...)."""
     spec = parse(text)
     normalization = Normalization.of(data.train.x)
-    config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, patience=None, seed=SEED)
+    device = torch.device(args.device)
+    config = TrainConfig(epochs=args.epochs, batch_size=BATCH_SIZE, patience=None, seed=SEED, device=args.device)
+    timers = {"plain": time_plain, "fit": time_fit}
+    runs: dict[str, list[Run]] = {}
     warmup_data = head(data, WARMUP_IMAGES, WARMUP_IMAGES)
-    time_plain(spec, warmup_data, normalization, replace(config, epochs=1))
-    time_fit(spec, warmup_data, normalization, replace(config, epochs=1))
-    plain, swarm = [], []
-    for _ in range(repeats):
-        plain.append(time_plain(spec, data, normalization, config))
-        swarm.append(time_fit(spec, data, normalization, config))
+    for loop, hardware in sides(device).values():
+        warmup_config = replace(config, epochs=1, precision=hardware.precision)
+        timers[loop](spec, warmup_data, normalization, warmup_config, hardware)
+    for _ in range(args.repeats):
+        for side, (loop, hardware) in sides(device).items():
+            side_config = replace(config, precision=hardware.precision)
+            runs.setdefault(side, []).append(timers[loop](spec, data, normalization, side_config, hardware))
     train_gflop = 3 * spec.flops(data.input_shape, len(data.class_names)) / 1e9
-    rates = {
-        "plain": [r.images_per_second for r in plain],
-        "fit": [r.images_per_second for r in swarm],
-        "fit_train_pass": [r.train_images_per_second for r in swarm],
-    }
+    rates = {side: [r.images_per_second for r in side_runs] for side, side_runs in runs.items()}
+    rates.update({f"{side}, train pass": [r.train_images_per_second for r in side_runs]
+                  for side, side_runs in runs.items() if side.startswith("fit")})
+    baselines = {side: same_plain(hw) for side, (loop, hw) in sides(device).items() if loop == "fit"}
     return {
         "network": name,
         "spec": text,
@@ -182,24 +217,31 @@ def benchmark(name: str, text: str, data: Dataset, data_label: str, epochs: int,
         "train_gflop_per_image": train_gflop,
         "images_per_second": {side: statistics.median(values) for side, values in rates.items()},
         "images_per_second_runs": rates,
-        "val_accuracy": {"plain": plain[-1].val_accuracy, "fit": swarm[-1].val_accuracy},
+        "val_accuracy": {side: side_runs[-1].val_accuracy for side, side_runs in runs.items()},
+        "fit_baseline": baselines,
+        "auto_precision": resolve(args.device, "auto").precision,
     }
 
 
 def summarise(result: dict, peak: float) -> None:
-    """Add ratios against the plain loop and GFLOP/s against the matmul peak."""
+    """Ratios against the plain fp32 loop and against the plain loop of the same precision; GFLOP/s."""
     rates = result["images_per_second"]
-    result["ratio_to_plain"] = {side: rate / rates["plain"] for side, rate in rates.items()}
+    result["ratio_to_plain_fp32"] = {side: rate / rates["plain fp32"] for side, rate in rates.items()}
+    result["ratio_to_same_plain"] = {
+        side: rate / rates[result["fit_baseline"][side.split(",")[0]]]
+        for side, rate in rates.items() if side.startswith("fit")
+    }
     result["gflops"] = {side: rate * result["train_gflop_per_image"] for side, rate in rates.items()}
     result["fraction_of_peak"] = {side: value / peak for side, value in result["gflops"].items()}
 
 
-LABELS = {"plain": "plain loop", "fit": "fit, whole call", "fit_train_pass": "fit, train pass"}
 LEGEND = (
-    "plain loop: hand-written PyTorch loop on pre-normalised floats. fit, whole call: wall clock around "
-    "swarmcnn's fit (its validation pass at the end included). fit, train pass: the "
-    "images (clips) per second fit records in EpochStats for its training passes alone. spread: (max - min) / median "
-    "over the runs. val acc: after the last epoch."
+    "plain: hand-written PyTorch loop on pre-normalised floats kept on the device (bf16: autocast around forward "
+    "and loss; +cl: channels-last layout). fit: wall clock around swarmcnn's fit in that precision, with the layout "
+    "swarmcnn chooses (its validation pass at the end included); ', train pass': the images/s fit records for its "
+    "training passes alone. x fp32: against the plain fp32 loop; x same: fit against the plain loop of its own "
+    "precision and layout. *: what --precision auto picks here. spread: (max - min) / median over the runs. "
+    "val acc: after the last epoch."
 )
 
 
@@ -213,28 +255,31 @@ def print_table(report: dict) -> None:
 
     console = Console()
     if not console.is_terminal:  # piped into a file or a README: do not wrap at 80 columns
-        console.width = 120
+        console.width = 130
     settings = report["settings"]
     for label in dict.fromkeys(result["data"] for result in report["results"]):
         console.print(f"data: {label}")
     console.print(
-        f"torch {report['torch']} on {report['machine']}; {settings['threads']} threads, "
+        f"torch {report['torch']} on {report['machine']}; device {settings['device']}, {settings['threads']} threads, "
         f"batch {settings['batch_size']}, {settings['epochs']} epochs, "
-        f"median of {settings['repeats']} alternating runs per loop"
+        f"median of {settings['repeats']} runs per side, in turn"
     )
     console.print(f"float32 matmul peak: {report['matmul_peak_gflops']:.1f} GFLOP/s (torch.mm 2048x2048)")
     if (share := report["other_processes_cpu_share"]) is not None:
         console.print(f"CPU used by other processes during the run: {100 * share:.0f}% of the machine's cores")
-    table = Table("network", "loop", "samples/s", "spread", "x plain", "GFLOP/s", "% of peak", "val acc")
+    table = Table("network", "loop", "samples/s", "spread", "x fp32", "x same", "GFLOP/s", "% of peak", "val acc")
     for result in report["results"]:
-        for side, label in LABELS.items():
+        for i, side in enumerate(result["images_per_second"]):
             accuracy = result["val_accuracy"].get(side)
+            same = result.get("ratio_to_same_plain", {}).get(side)
+            label = side + (" *" if side == f"fit {result['auto_precision']}" else "")
             table.add_row(
-                result["network"] if side == "plain" else "",
+                result["network"] if i == 0 else "",
                 label,
                 f"{result['images_per_second'][side]:.0f}",
                 f"{100 * spread(result['images_per_second_runs'][side]):.1f}%",
-                f"{result['ratio_to_plain'][side]:.3f}",
+                f"{result['ratio_to_plain_fp32'][side]:.2f}",
+                f"{same:.2f}" if same is not None else "",
                 f"{result['gflops'][side]:.1f}",
                 f"{100 * result['fraction_of_peak'][side]:.1f}",
                 f"{accuracy:.3f}" if accuracy is not None else "",
@@ -255,6 +300,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs per timed run (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per side; the median is reported")
     parser.add_argument("--threads", type=int, default=available_cores(), help="torch threads (default: all cores)")
+    parser.add_argument("--images", type=Path, default=MNIST, help="image data (default: mnist-5k beside the project)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), help="a part of the networks (default: all)")
     parser.add_argument("--quick", action="store_true", help="a tiny run of a few seconds, for smoke-testing")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
@@ -268,17 +316,21 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)  # a benchmark process: the thread count is its one global setting
-    data = {kind: load(kind, args.quick) for kind in dict.fromkeys(kind for _, kind in NETWORKS.values())}
+    data = {kind: load(kind, args.quick, args.images) for kind in dict.fromkeys(kind for _, kind in NETWORKS.values())}
     before = cores.sample()
     peak = matmul_peak(seconds=0.2 if args.quick else 1.0)
-    results = [benchmark(name, text, *data[kind], args.epochs, args.repeats) for name, (text, kind) in NETWORKS.items()]
+    chosen = {name: NETWORKS[name] for name in args.networks or NETWORKS}
+    results = [benchmark(name, text, *data[kind], args) for name, (text, kind) in chosen.items()]
     for result in results:
         summarise(result, peak)
     report = {
         "benchmark": "train_throughput",
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {available_cores()} CPU cores",
-        "settings": {"threads": args.threads, "batch_size": BATCH_SIZE, "epochs": args.epochs, "repeats": args.repeats},
+        "settings": {
+            "device": args.device, "threads": args.threads, "batch_size": BATCH_SIZE, "epochs": args.epochs,
+            "repeats": args.repeats,
+        },
         "matmul_peak_gflops": peak,
         "other_processes_cpu_share": other_share(before),
         "results": results,

@@ -12,6 +12,7 @@ from swarmcnn.checkpoint import load
 from swarmcnn.cli import main
 from swarmcnn.data import Dataset, Split, load_data
 from swarmcnn.data.builtin import DIRECTIONS
+from swarmcnn.hardware import resolve
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, evaluate, fit
 
@@ -77,7 +78,7 @@ def test_predict_classifies_video_files_as_the_model_does_the_stored_clips(video
     assert main(["predict", str(video_model_dir), *map(str, files), str(larger), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows.pop()["label"] in DIRECTIONS
-    expected = trained.predict_proba(clips).max(1)
+    expected = trained.predict_proba(clips, resolve()).max(1)  # as predict computes by default (auto)
     assert [row["file"] for row in rows] == [str(f) for f in files]
     assert [row["label"] for row in rows] == [DIRECTIONS[i] for i in expected.indices.tolist()]
     assert np.allclose([row["probability"] for row in rows], expected.values.numpy(), atol=1e-5)

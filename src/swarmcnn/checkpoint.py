@@ -6,20 +6,29 @@ Loading reads JSON and raw tensors only: no pickle, so opening a model someone s
 from __future__ import annotations
 
 import json
+import math
+import os
 import platform
+import re
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from swarmcnn.errors import CheckpointError, SwarmCNNError
+from swarmcnn import strictjson
+from swarmcnn.errors import CheckpointError, SpecError, SwarmCNNError
+from swarmcnn.hardware import Hardware
+from swarmcnn.inference import Normalization, predict_logits
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, predict_logits
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
+MAX_DESCRIPTION_BYTES = 16 * 2**20  # a model.json is a few kB: a larger file is not one, and is not read
+MAX_INPUT_VALUES = 2**28  # values per input (1 GiB in float32), far beyond any network swarmcnn trains
 
 
 @dataclass
@@ -35,10 +44,15 @@ class TrainedModel:
     data: dict = field(default_factory=dict)  # the data source and split settings it was trained with
     training: dict = field(default_factory=dict)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for stored inputs of shape (N, *input_shape) (uint8 0..255 or float)."""
+    def predict_proba(self, x: torch.Tensor, hardware: Hardware | None = None) -> torch.Tensor:
+        """Class probabilities for stored inputs of shape (N, *input_shape) (uint8 0..255 or float).
+
+        hardware: where and in what precision (swarmcnn.hardware.resolve); None: fp32 where the module is.
+        """
         self.check_inputs(x)
-        return predict_logits(self.module, x, self.normalization).softmax(1)
+        if hardware is not None:
+            self.module.to(hardware.device)
+        return predict_logits(self.module, x, self.normalization, hardware=hardware).softmax(1).cpu()
 
     def check_inputs(self, x: torch.Tensor) -> None:
         """Refuse a batch whose inputs are not of the model's input shape, naming both shapes."""
@@ -46,14 +60,18 @@ class TrainedModel:
             raise SwarmCNNError(f"inputs of shape {tuple(x.shape[1:])} do not match the model's {self.input_shape}")
 
     def save(self, directory: str | Path) -> Path:
+        """Write the model directory; a model already there is replaced whole, or, should anything fail, kept."""
         from safetensors.torch import save_file
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        description = strictjson.dumps(self._description(), indent=2) + "\n"
         state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
-        (directory / MODEL_FILE).write_text(json.dumps(self._description(), indent=2) + "\n")
-        return directory
+
+        def write(folder: Path) -> None:
+            save_file(state, str(folder / WEIGHTS_FILE))
+            (folder / MODEL_FILE).write_text(description)
+
+        replace_folder(Path(directory), write)
+        return Path(directory)
 
     def _description(self) -> dict:
         from swarmcnn import __version__
@@ -78,40 +96,96 @@ class TrainedModel:
         }
 
 
-def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
-    """Rebuild a saved model; on CPU it predicts exactly what the saved one did."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def replace_folder(target: Path, write: Callable[[Path], None]) -> None:
+    """Have `write` fill a staging folder beside target, then swap it into place.
 
+    A kill or an error at any moment leaves either the previous folder or the new one complete, never a mix:
+    the old folder is renamed away, the new one renamed in (renames within a folder are atomic), the old
+    one deleted. Leftovers of a killed save are cleaned up by the next save to the same target.
+    """
+    target = target.resolve()
+    if not target.name:
+        raise CheckpointError(f"cannot save a model as '{target}': choose a folder inside it")
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"cannot save a model as '{target}': it exists and is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(target)
+    staging, old = _beside(target, "staging", os.getpid()), _beside(target, "old", os.getpid())
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        write(staging)
+        for path in staging.iterdir():
+            _fsync(path)  # the contents reach the disk before the rename makes them the model
+        if target.exists():
+            os.rename(target, old)
+        os.rename(staging, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.rename(old, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _beside(target: Path, kind: str, pid: int) -> Path:
+    return target.parent / f".{target.name}.{kind}.{pid}"
+
+
+def _clean_leftovers(target: Path) -> None:
+    """Remove what a killed save of target left; put the previous folder back if the kill fell between renames."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(staging|old)\.(\d+)")
+    for path in target.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if not match or _alive(int(match[2])):
+            continue
+        if match[1] == "old" and not target.exists():
+            os.rename(path, target)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier save of this process that failed
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
+    """Rebuild a saved model; on CPU it predicts exactly what the saved one did.
+
+    Every field of model.json is checked before it decides anything, and the weights' shapes are compared with
+    the network model.json describes before any tensor is allocated: a damaged or hostile model directory ends
+    in a CheckpointError naming the directory and the field, never in a crash or a huge allocation.
+    """
     directory = Path(directory)
     description = _read_description(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"model directory '{directory}' has no {WEIGHTS_FILE}")
-    try:
-        spec = Spec.from_list(description["layers"])
-        input_shape = tuple(description["input_shape"])
-        class_names = tuple(description["class_names"])
-        normalization = Normalization(**{k: tuple(v) for k, v in description["normalization"].items()})
-    except (KeyError, TypeError) as error:
-        raise CheckpointError(f"'{directory / MODEL_FILE}' lacks or garbles field {error}") from None
-    module = spec.build(input_shape, len(class_names))
-    try:
-        module.load_state_dict(load_file(str(weights), device=device))
-    except (SafetensorError, RuntimeError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"cannot load weights '{weights}': {first_line}") from None
-    module.to(device).eval()
-    return TrainedModel(
-        module,
-        spec,
-        input_shape,
-        class_names,
-        normalization,
-        metrics=description.get("metrics", {}),
-        data=description.get("data", {}),
-        training=description.get("training", {}),
-    )
+    spec = _checked_spec(directory, description)
+    class_names = _checked_class_names(directory, description)
+    input_shape = _checked_input_shape(directory, description, spec)
+    normalization = _checked_normalization(directory, description, input_shape[0])
+    others = {key: _checked_object(directory, description, key) for key in ("metrics", "data", "training")}
+    module = _load_module(directory, spec, input_shape, len(class_names), device)
+    _check_spec_text(directory, description, spec)
+    return TrainedModel(module, spec, input_shape, class_names, normalization, **others)
 
 
 def _read_description(directory: Path) -> dict:
@@ -120,11 +194,175 @@ def _read_description(directory: Path) -> dict:
         raise CheckpointError(f"model directory '{directory}' does not exist")
     if not path.is_file():
         raise CheckpointError(f"'{directory}' is not a model directory: it has no {MODEL_FILE}")
+    if path.stat().st_size > MAX_DESCRIPTION_BYTES:
+        raise CheckpointError(f"'{path}' is {path.stat().st_size:,} bytes: too large to be a model description")
     try:
         description = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CheckpointError(f"'{path}' is not valid JSON: {error}") from None
-    version = description.get("format_version") if isinstance(description, dict) else None
+    if not isinstance(description, dict):
+        raise CheckpointError(f"'{path}' holds a JSON {type(description).__name__}, not a model description")
+    version = description.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"'{path}' has format version {version!r}; this swarmcnn reads {FORMAT_VERSION}")
     return description
+
+
+def _bad(directory: Path, key: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"model directory '{directory}': field '{key}' of {MODEL_FILE} {problem}")
+
+
+def _field(directory: Path, description: dict, key: str, label: str | None = None):
+    if key not in description:
+        raise _bad(directory, label or key, "is missing")
+    return description[key]
+
+
+def _checked_spec(directory: Path, description: dict) -> Spec:
+    """The network, from 'layers' (what the weights were saved for)."""
+    layers = _field(directory, description, "layers")
+    try:
+        return Spec.from_list(layers)
+    except SpecError as error:
+        raise _bad(directory, "layers", f"is not a valid architecture: {error}") from None
+    except (TypeError, ValueError, KeyError, ArithmeticError):  # values of a type no layer takes
+        raise _bad(directory, "layers", f"is not a valid architecture: {layers!r:.120}") from None
+
+
+def _check_spec_text(directory: Path, description: dict, spec: Spec) -> None:
+    """The readable 'spec' beside 'layers', where present, must say the same: an edit of it would change nothing."""
+    text = description.get("spec")
+    if text is None:
+        return
+    if not isinstance(text, str):
+        raise _bad(directory, "spec", f"must be a text such as 'conv8x3 relu fc32', got {text!r:.80}")
+    try:
+        parsed = Spec.parse(text)
+    except SpecError as error:
+        raise _bad(directory, "spec", f"is not a valid architecture: {error}") from None
+    if parsed != spec:
+        raise _bad(directory, "spec", f"'{text}' does not match field 'layers' ('{spec}')")
+
+
+def _checked_class_names(directory: Path, description: dict) -> tuple[str, ...]:
+    names = _field(directory, description, "class_names")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(name, str) for name in names):
+        raise _bad(directory, "class_names", f"must be a list of at least 2 class names (texts), got {names!r:.80}")
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise _bad(directory, "class_names", f"names class '{twice}' twice")
+    return tuple(names)
+
+
+def _checked_input_shape(directory: Path, description: dict, spec: Spec) -> tuple[int, ...]:
+    shape = _field(directory, description, "input_shape")
+    if not (
+        isinstance(shape, list)
+        and len(shape) in (3, 4)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+    ):
+        raise _bad(
+            directory,
+            "input_shape",
+            f"must be [channels, height, width] or [channels, frames, height, width], whole numbers >= 1, "
+            f"got {shape!r:.80}",
+        )
+    values = math.prod(shape)
+    if values > MAX_INPUT_VALUES:
+        raise _bad(
+            directory,
+            "input_shape",
+            f"{'×'.join(map(str, shape))} is {values:,} values per input, more than the {MAX_INPUT_VALUES:,} "
+            "any model of swarmcnn takes",
+        )
+    try:
+        spec.shapes(tuple(shape))
+    except SpecError as error:
+        raise _bad(directory, "input_shape", f"{shape} does not fit the network: {error}") from None
+    return tuple(shape)
+
+
+def _checked_normalization(directory: Path, description: dict, channels: int) -> Normalization:
+    """Mean and std per input channel, finite, std positive: anything else makes every prediction NaN."""
+    normalization = _field(directory, description, "normalization")
+    if not isinstance(normalization, dict):
+        raise _bad(directory, "normalization", f"must be an object with 'mean' and 'std', got {normalization!r:.80}")
+    values = {}
+    for key in ("mean", "std"):
+        where = f"normalization.{key}"
+        numbers = _field(directory, normalization, key, where)
+        if not isinstance(numbers, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
+        ):
+            raise _bad(directory, where, f"must be a list of numbers, one per channel, got {numbers!r:.80}")
+        if len(numbers) != channels:
+            raise _bad(directory, where, f"has {len(numbers)} values but input_shape has {channels} channel(s)")
+        if not all(math.isfinite(v) for v in numbers):
+            raise _bad(directory, where, f"must be finite numbers, got {numbers}")
+        values[key] = tuple(float(v) for v in numbers)
+    if min(values["std"]) <= 0:
+        raise _bad(directory, "normalization.std", f"must be positive, got {list(values['std'])}")
+    return Normalization(values["mean"], values["std"])
+
+
+def _checked_object(directory: Path, description: dict, key: str) -> dict:
+    value = description.get(key, {})
+    if not isinstance(value, dict):
+        raise _bad(directory, key, f"must be a JSON object, got {value!r:.80}")
+    return value
+
+
+def _load_module(directory: Path, spec: Spec, input_shape: tuple[int, ...], classes: int, device: str) -> nn.Module:
+    """The network with the stored weights, once their names and shapes agree with the description.
+
+    The weights' shapes are read from the file's header, the network's count of parameters computed from the
+    description, and the network then built on PyTorch's meta device (shapes, no memory): a description that
+    disagrees with the weights (an edited input_shape, one class more) is refused before anything is allocated.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    weights = directory / WEIGHTS_FILE
+    try:
+        with safe_open(str(weights), framework="pt") as stored:
+            found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+        needed, held = spec.num_params(input_shape, classes), sum(math.prod(shape) for shape in found.values())
+        if needed > held:
+            raise CheckpointError(
+                f"cannot load weights '{weights}': layers, input_shape and class_names of {MODEL_FILE} make "
+                f"{needed:,} parameters, the weights hold {held:,} values"
+            )
+        with torch.device("meta"):
+            module = spec.build(input_shape, classes)
+        expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
+        if found != expected:
+            raise CheckpointError(
+                f"cannot load weights '{weights}': they do not match {MODEL_FILE}: {_difference(expected, found)}"
+            )
+        tensors = load_file(str(weights), device=str(device))
+    except SpecError as error:  # the network it describes is too large for this machine's memory
+        raise _bad(directory, "layers", f"describe a network that cannot be built here: {error}") from None
+    except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"cannot load weights '{weights}': {first_line[:200]}") from None
+    broken = next((n for n, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"weights '{weights}' hold values that are not finite (NaN or infinity) in '{broken}'")
+    module = module.to_empty(device=device)
+    module.load_state_dict(tensors)
+    return module.eval()
+
+
+def _difference(expected: dict, found: dict) -> str:
+    """The first disagreement between the tensors the description implies and those stored."""
+    missing = [name for name in expected if name not in found]
+    if missing:
+        return f"tensor '{missing[0]}' is missing"
+    extra = [name for name in found if name not in expected]
+    if extra:
+        return f"tensor '{extra[0]}' is not part of the network"
+    name = next(name for name in expected if expected[name] != found[name])
+    return (
+        f"tensor '{name}' has shape {list(found[name])} where layers, input_shape and class_names imply "
+        f"{list(expected[name])}"
+    )

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import NoReturn
 
+from swarmcnn import strictjson
 from swarmcnn.errors import SwarmCNNError
 
 EXAMPLES = """examples:
@@ -41,6 +45,49 @@ def _image_size(text: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
+def _whole(minimum: int):
+    """An argparse type: a whole number of at least `minimum`, refused where it enters with the option's name."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float = math.inf, low_included: bool = True, high_included: bool = False):
+    """An argparse type: a finite number in a range (nan and inf never pass)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        above = value >= low if low_included else value > low
+        below = value <= high if high_included else value < high
+        if not (math.isfinite(value) and above and below):
+            if high == math.inf:
+                allowed = f"{'>=' if low_included else '>'} {low:g}"
+            else:
+                allowed = f"in {'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line, as every other bad input is reported."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -49,10 +96,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         metavar="HxW",
         help="resize every image to this size, e.g. 28 or 32x32 (default: keep; sizes must agree)",
     )
-    group.add_argument("--val-fraction", type=float, help="share held out for validation (0.15)")
+    group.add_argument("--val-fraction", type=_number(0, 1), help="share held out for validation (0.15)")
     group.add_argument(
         "--test-fraction",
-        type=float,
+        type=_number(0, 1),
         help="share held out for the final test, for sources without a test split (0.15)",
     )
     group.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
@@ -89,11 +136,15 @@ FREE_CORES = "the cores other processes leave free"
 
 def _add_runtime_options(parser: argparse.ArgumentParser, threads: str = "PyTorch's choice") -> None:
     _add_threads_option(parser, threads)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    parser.add_argument("--device", help="auto (default: a CUDA GPU where there is one, else cpu), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--precision",
+        help="auto (default: bf16 autocast where the device computes it fast, else fp32), fp32 or bf16",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="swarmcnn",
         description="Design, train and explain small convolutional neural networks for images and videos.",
         epilog=EXAMPLES,
@@ -115,22 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="digits, shapes, a folder of class sub-folders, a folder of IDX files, or x.npz")
     train.add_argument("--arch", required=True, metavar="SPEC", help=ARCH_HELP)
     train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    train.add_argument("--epochs", type=int, help="training epochs (10)")
-    train.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout (0)")
-    train.add_argument("--batch-size", type=int, help="images per batch (128)")
+    train.add_argument("--force", action="store_true", help="replace the model already in --out")
+    train.add_argument("--epochs", type=_whole(1), help="training epochs (10)")
+    train.add_argument("--seed", type=_whole(0), help="seed of initialisation, shuffling and dropout (0)")
+    train.add_argument("--batch-size", type=_whole(1), help="images per batch (128)")
     train.add_argument(
         "--lr",
-        type=float,
+        type=_number(0, low_included=False),
         help="peak learning rate of the one-cycle schedule (default: 0.004 for a network with bn, 0.001 without; "
         "sgd: 0.05 and 0.02)",
     )
-    train.add_argument("--weight-decay", type=float, help="weight decay (0.01; sgd uses a tenth)")
+    train.add_argument("--weight-decay", type=_number(0), help="weight decay (0.01; sgd uses a tenth)")
     train.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default), or sgd with momentum")
     train.add_argument(
         "--patience",
-        type=int,
+        type=_whole(1),
         help="stop after this many epochs without a better validation loss and keep the best weights "
-        "(default: off, the schedule runs to its end; 0: off)",
+        "(default: off, the schedule runs to its end)",
     )
     train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture")
     train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
@@ -169,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="image files (PNG, JPEG, ...), or for a video model video files (MP4, AVI, MOV, MKV, WebM, ...) "
         "or folders of frames",
     )
-    predict.add_argument("--top", type=int, default=1, metavar="K", help="how many classes to show per file (1)")
+    predict.add_argument(
+        "--top", type=_whole(1), default=1, metavar="K", help="how many classes to show per file (1)"
+    )
     predict.add_argument("--json", action="store_true", help="print a JSON list of {file, label, probability, top}")
     _add_runtime_options(predict)
     _add_explain_parser(commands)
@@ -205,7 +259,9 @@ def _add_explain_parser(commands) -> None:
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
     explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations")
     _add_model_size_option(explain)
-    _add_threads_option(explain)  # explaining runs on the CPU: gradients of a few inputs
+    _add_threads_option(explain)
+    explain.add_argument("--device", help="auto (default: a CUDA GPU where there is one, else cpu), cpu, cuda, cuda:N; "
+                         "explaining computes in fp32 (attributions are gradients)")
 
 
 def _add_search_parser(commands) -> None:
@@ -287,7 +343,7 @@ def _add_search_parser(commands) -> None:
     )
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
-    _add_threads_option(search, f"{FREE_CORES} with --budget, else PyTorch's choice")
+    _add_runtime_options(search, f"{FREE_CORES} with --budget, else PyTorch's choice")
 
 
 def _add_runs_parser(commands) -> None:
@@ -309,7 +365,7 @@ def _add_runs_parser(commands) -> None:
         action="store_true",
         help="one JSON object with best_spec, best_val_accuracy, test_accuracy, evaluations, ...",
     )
-    show.add_argument("--top", type=int, default=10, metavar="K", help="rows of the leaderboard (10)")
+    show.add_argument("--top", type=_whole(1), default=10, metavar="K", help="rows of the leaderboard (10)")
 
 
 def _duration(text: str) -> float:
@@ -351,24 +407,37 @@ def _set_threads(threads: int | None) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from swarmcnn.checkpoint import TrainedModel
+    from swarmcnn.checkpoint import MODEL_FILE, TrainedModel
     from swarmcnn.data import DataConfig, load_data
     from swarmcnn.display import RichTrainReporter, stderr, stdout
+    from swarmcnn.hardware import resolve
+    from swarmcnn.model import check_model_fits
     from swarmcnn.spec import Spec
-    from swarmcnn.train import Normalization, TrainConfig, build_seeded, evaluate, fit
+    from swarmcnn.train import (
+        EVALUATION_BATCH,
+        Normalization,
+        TrainConfig,
+        build_seeded,
+        default_batch_size,
+        evaluate,
+        fit,
+        training_record,
+    )
 
     spec = Spec.parse(args.arch)  # a bad spec fails before any data is read
-    out = _output_dir(args.out)
+    resolve(args.device, args.precision)  # as does a device this machine lacks
+    out = _output_dir(args.out, args.force)
     if args.threads is None:
         from swarmcnn.cores import ThreadGovernor
 
         ThreadGovernor()  # PyTorch gets the cores other processes leave free
     config = TrainConfig(**_given(args, TrainConfig))
-    if args.patience == 0:
-        config = replace(config, patience=None)
     data_config = DataConfig(**_given(args, DataConfig))
     data = load_data(args.data, data_config)
     spec.shapes(data.input_shape)  # names the layer that does not fit this input
+    batch = config.batch_size or default_batch_size(len(data.train))
+    for size, training in ((batch, True), (EVALUATION_BATCH, False)):  # before torch allocates either
+        check_model_fits(spec, data.input_shape, len(data.class_names), size, training=training)
     model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
     normalization = Normalization.of(data.train.x)
     if not args.quiet:
@@ -378,17 +447,21 @@ def run_train(args: argparse.Namespace) -> int:
             f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters"
         )
     result = fit(model, data, normalization, config, reporter=None if args.quiet else RichTrainReporter())
+    kept = f"; the model in '{out}' is unchanged" if (out / MODEL_FILE).exists() else ""
+    if not result.ok or not result.epochs:  # a diverged training never replaces a model
+        raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved{kept}")
+    test = evaluate(model, data.test, normalization)
+    if len(data.test) and not math.isfinite(test.loss):
+        raise SwarmCNNError(f"training diverged: test loss {test.loss:.3g}; no model was saved{kept}")
     if result.not_learning:
         print(f"swarmcnn: warning: {not_learning_text(result.not_learning, result.chance_loss)}", file=sys.stderr)
-    if not result.epochs:
-        raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved")
-    test = evaluate(model, data.test, normalization)
+    validated = math.isfinite(result.best_val_loss)  # no validation split: no validation score, not 0
     metrics = {
         "status": result.status,
         "reason": result.reason,
         "epochs": len(result.epochs),
-        "val_accuracy": result.best_val_accuracy,
-        "val_loss": result.best_val_loss,
+        "val_accuracy": result.best_val_accuracy if validated else None,
+        "val_loss": result.best_val_loss if validated else None,
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "train_seconds": result.seconds,
@@ -402,26 +475,26 @@ def run_train(args: argparse.Namespace) -> int:
         normalization,
         metrics=metrics,
         data={"source": args.data, **asdict(data_config)},
-        training=asdict(config),
+        training=training_record(config, result),
     )
     trained.save(out)
     if not args.quiet:
-        stdout.print(
-            f"{result.status} ({result.reason}); val accuracy {result.best_val_accuracy:.4f}, "
-            f"test accuracy {test.accuracy:.4f}; saved to {out}"
-        )
+        val = f"val accuracy {result.best_val_accuracy:.4f}" if validated else "no validation split"
+        stdout.print(f"{result.status} ({result.reason}); {val}, test accuracy {test.accuracy:.4f}; saved to {out}")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from swarmcnn.checkpoint import load
     from swarmcnn.display import evaluation_tables, stdout
+    from swarmcnn.hardware import resolve
     from swarmcnn.train import evaluate
 
     trained = load(args.model)
     data = _load_data_for(trained, args.data, args.image_size)
     split = getattr(data, args.split)
-    result = evaluate(trained.module.to(args.device), split, trained.normalization, device=args.device)
+    hardware = resolve(args.device, args.precision)
+    result = evaluate(trained.module.to(hardware.device), split, trained.normalization, hardware=hardware)
     report = {
         "model": str(args.model),
         "data": args.data,
@@ -430,7 +503,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         **result.to_dict(trained.class_names),
     }
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(strictjson.dumps(report, indent=2))
     else:
         for table in evaluation_tables(report, f"{args.split} split of {args.data}"):
             stdout.print(table)
@@ -443,19 +516,22 @@ def run_predict(args: argparse.Namespace) -> int:
     from swarmcnn.checkpoint import load
     from swarmcnn.data import load_image_file
     from swarmcnn.display import predictions_table, stdout
+    from swarmcnn.hardware import resolve
 
-    if args.top < 1:
-        raise SwarmCNNError(f"--top must be at least 1, got {args.top}")
+    hardware = resolve(args.device, args.precision)
     trained = load(args.model)
     inputs = torch.stack([load_image_file(path, trained.input_shape) for path in args.files])
-    probabilities = trained.predict_proba(inputs)
+    probabilities = trained.predict_proba(inputs, hardware)
+    broken = (~torch.isfinite(probabilities).all(1)).nonzero().flatten().tolist()
+    if broken:  # finite weights can still overflow on an extreme input: no answer rather than NaN
+        raise SwarmCNNError(f"model '{args.model}' gives no finite scores for '{args.files[broken[0]]}'")
     top = probabilities.topk(min(args.top, probabilities.shape[1]), dim=1)
     rows = []
     for path, values, indices in zip(args.files, top.values.tolist(), top.indices.tolist()):
         guesses = [{"label": trained.class_names[i], "probability": p} for p, i in zip(values, indices)]
         rows.append({"file": path, **guesses[0], "top": guesses})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strictjson.dumps(rows, indent=2))
     else:
         stdout.print(predictions_table(rows))
     return 0
@@ -465,13 +541,15 @@ def run_explain(args: argparse.Namespace) -> int:
     from swarmcnn.checkpoint import load
     from swarmcnn.display import explanations_table, stdout
     from swarmcnn.explain import explain, first_conv_weight
+    from swarmcnn.hardware import resolve_device
     from swarmcnn.render import explanation_image, features_image
 
+    device = resolve_device(args.device or "auto")  # before any work
     trained = load(args.model)
     names, inputs, truths = _inputs_to_explain(args, trained)
     out = _folder_path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # before the work: an --out that cannot be a folder fails at once
-    explanations = explain(trained, inputs, args.method, args.target)
+    explanations = explain(trained, inputs, args.method, args.target, device)
     weight = first_conv_weight(trained.module)
     features = None if weight is None else out / "features.png"
     if features is not None:
@@ -546,14 +624,31 @@ def _folder_path(path: str) -> Path:
     return out
 
 
-def _output_dir(path: str) -> Path:
-    """Refuse to write a model over a folder that holds something else."""
+def _output_dir(path: str, force: bool = False) -> Path:
+    """An --out a model can be written to, checked before any work: not a folder of other files, not a model
+    unless `force`, and in a folder that can be written."""
     from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
 
     out = _folder_path(path)
-    if out.is_dir() and set(p.name for p in out.iterdir()) - {MODEL_FILE, WEIGHTS_FILE}:
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if names - {MODEL_FILE, WEIGHTS_FILE}:
         raise SwarmCNNError(f"--out '{out}' is a folder with other files in it; choose a new or empty folder")
+    if names and not force:
+        raise SwarmCNNError(f"--out '{out}' already holds a model; pass --force to replace it, or choose a new folder")
+    _check_writable(out)
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """The model is written beside --out and then renamed into place: the folder that holds --out, or its first
+    existing ancestor, must be a folder this process can write."""
+    folder = Path(os.path.abspath(out)).parent
+    while not folder.exists() and not folder.is_symlink():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SwarmCNNError(f"--out '{out}' cannot be created: '{folder}' is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SwarmCNNError(f"--out '{out}' cannot be written: no permission to write in '{folder}'")
 
 
 def _given(args: argparse.Namespace, config_type) -> dict:
@@ -567,10 +662,13 @@ def _load_data_for(trained, source: str, image_size: tuple[int, int] | None):
     from swarmcnn.data import DataConfig, load_data
 
     settings = {k: v for k, v in trained.data.items() if k in DataConfig.__dataclass_fields__}
-    if image_size is None and settings.get("image_size") is not None:
-        image_size = tuple(settings["image_size"])
-    settings["image_size"] = image_size
-    data = load_data(source, DataConfig(**settings))
+    try:  # what model.json stored, checked as the user's own options would be
+        config = DataConfig(**settings)
+    except (SwarmCNNError, TypeError, ValueError, ArithmeticError) as error:
+        raise SwarmCNNError(f"the data settings stored with the model (field 'data' of model.json): {error}") from None
+    if image_size is not None:
+        config = replace(config, image_size=image_size)
+    data = load_data(source, config)
     if tuple(data.input_shape) != tuple(trained.input_shape):
         raise SwarmCNNError(
             f"data '{source}' gives inputs {'×'.join(map(str, data.input_shape))} but the model expects "
@@ -612,6 +710,8 @@ def run_search(args: argparse.Namespace) -> int:
             "max_params": args.max_params,
             "max_seconds": args.candidate_seconds,
             "seed": args.seed,
+            "device": args.device,
+            "precision": args.precision,
         }
         config = SearchConfig(
             source=args.data,
@@ -627,8 +727,11 @@ def run_search(args: argparse.Namespace) -> int:
             data=DataConfig(**_given(args, DataConfig)),
         )
         search = Search.start(args.out, config, reporter, threads=args.threads)
-    summary = search.run()
-    final = search.journal.get("final")
+    try:
+        summary = search.run()
+        final = search.journal.get("final")
+    finally:
+        search.journal.close()  # its write-ahead log goes back into journal.sqlite: the run is one file again
     if final.get("final_not_learning"):
         print(f"swarmcnn: warning: {not_learning_text(final['final_not_learning'])}", file=sys.stderr)
     if not args.quiet:
@@ -646,7 +749,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
     summary = describe_run(args.run, top=args.top)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(strictjson.dumps(summary, indent=2))
         return 0
     for table in run_tables(summary):
         stdout.print(table)

@@ -62,21 +62,28 @@ class Explanation:
 
 
 def explain(
-    trained: TrainedModel, inputs: torch.Tensor, method: str = "gradcam", target: str | None = None
+    trained: TrainedModel,
+    inputs: torch.Tensor,
+    method: str = "gradcam",
+    target: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[Explanation]:
-    """Explain the model's answer for each stored input of shape (N, *input_shape), uint8 or float."""
+    """Explain the model's answer for each stored input of shape (N, *input_shape), uint8 or float.
+
+    Always in fp32: attribution maps are gradients, and bf16 would round away the small differences they show.
+    """
     if method not in METHODS:
         raise SwarmCNNError(f"unknown explanation method '{method}' (methods: {', '.join(METHODS)})"
                             f"{did_you_mean(method, list(METHODS))}")
     trained.check_inputs(inputs)
     _require_captum()
-    module = _explainable_copy(trained.module)
-    x = trained.normalization(inputs.cpu())
+    module = _explainable_copy(trained.module).to(device)
+    x = trained.normalization(inputs.to(device))
     with torch.no_grad():
-        probabilities = module(x).softmax(1)
+        probabilities = module(x).softmax(1).cpu()
     targets = probabilities.argmax(1) if target is None else torch.full((len(x),), _class_index(trained, target))
-    black = trained.normalization(torch.zeros_like(inputs[:1], device="cpu")).expand_as(x).contiguous()
-    maps = _ATTRIBUTE[method](module, x, targets, black)
+    black = trained.normalization(torch.zeros_like(inputs[:1], device=device)).expand_as(x).contiguous()
+    maps = _ATTRIBUTE[method](module, x, targets.to(device), black).detach().cpu()
     return [_explanation(trained, p, t, method, m) for p, t, m in zip(probabilities, targets.tolist(), maps)]
 
 

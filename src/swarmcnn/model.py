@@ -10,6 +10,7 @@ import math
 from torch import nn
 
 from swarmcnn.errors import SpecError
+from swarmcnn.memory import check_fits
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_padding, pool_geometry
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -20,6 +21,7 @@ _POOL = {
     ("avg", 2): nn.AvgPool2d,
     ("avg", 3): nn.AvgPool3d,
 }
+_LARGEST = 2**31 - 1  # torch unpacks sizes and strides as 64-bit integers, and some kernels index with 32
 
 
 def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -27,6 +29,7 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
     if num_classes < 2:
         raise SpecError(f"a classifier needs at least 2 classes, got {num_classes}")
     shapes = spec.shapes(input_shape)  # raises a SpecError naming the layer before anything is built
+    check_model_fits(spec, input_shape, num_classes)
     previous_shapes = [(input_shape[0], tuple(input_shape[1:])), *((s.channels, s.spatial) for s in shapes)]
     layers: list[nn.Module] = []
     flat = False
@@ -40,6 +43,29 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
         layers.append(nn.Flatten())
     layers.append(nn.Linear(spec.feature_size(input_shape), num_classes))
     return nn.Sequential(*layers)
+
+
+def check_model_fits(
+    spec: Spec, input_shape: tuple[int, ...], num_classes: int, batch_size: int = 1, training: bool = False
+) -> None:
+    """Refuse, before torch allocates, a model too large for the free memory, naming its parameter count.
+
+    Counted in float32: the weights and the values of a batch through every layer; training adds the
+    gradients and AdamW's two moments of each weight, and the gradient of each value.
+    """
+    params = spec.num_params(input_shape, num_classes)
+    values = math.prod(input_shape) + sum(shape.numel for shape in spec.shapes(input_shape)) + num_classes
+    weight_copies, value_copies = (4, 2) if training else (1, 1)
+    needed = 4 * (params * weight_copies + values * batch_size * value_copies)
+    shown = "x".join(map(str, input_shape))
+    what = f"model '{spec}' for {shown} inputs ({params:,} parameters" + (
+        f", batches of {batch_size})" if batch_size > 1 else ")"
+    )
+    check_fits(needed, what, SpecError)
+    for position, layer in enumerate(spec.layers, start=1):
+        large = [v for v in vars(layer).values() if isinstance(v, int) and v > _LARGEST]
+        if large:
+            raise SpecError(f"layer '{layer}' at position {position}: {large[0]} exceeds {_LARGEST}, torch's limit")
 
 
 def _build_layer(layer, channels: int, dims: int) -> nn.Module:

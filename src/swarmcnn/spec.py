@@ -108,6 +108,8 @@ _EXAMPLES = [
 
 
 def _positive(value: str, what: str, token: str, position: int) -> int:
+    if len(value) > 100:  # int() refuses over 4300 digits; far fewer already exceed any memory
+        raise SpecError(f"layer '{token[:30]}...' at position {position}: {what} has {len(value)} digits")
     number = int(value)
     if number < 1:
         raise SpecError(f"layer '{token}' at position {position}: {what} must be at least 1, got {number}")

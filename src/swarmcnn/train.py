@@ -10,7 +10,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,8 @@ from torch import nn
 
 from swarmcnn.data import Dataset, Split
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.hardware import Hardware, resolve
+from swarmcnn.inference import EVALUATION_BATCH, Normalization, predict_logits  # re-exported: older imports
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -39,19 +41,25 @@ class TrainConfig:
     seed: int = 0
     train_fraction: float = 1.0  # the search trains candidates on part of the training split
     max_seconds: float | None = None  # the time allotted: the schedule ends with its images or this time
-    device: str = "cpu"
+    device: str = "auto"  # auto: a CUDA GPU where there is one (swarmcnn.hardware)
+    precision: str = "auto"  # auto: bf16 autocast where the device computes it fast, else fp32
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or (self.batch_size is not None and self.batch_size < 1):
-            raise SwarmCNNError(f"epochs and batch size must be at least 1, got {self.epochs}, {self.batch_size}")
+        # field names as the options are named (--weight-decay: weight_decay), so the message names the culprit
+        if self.epochs < 1:
+            raise SwarmCNNError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SwarmCNNError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
             raise SwarmCNNError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
         if not 0 < self.train_fraction <= 1:
             raise SwarmCNNError(f"train fraction must be in (0, 1], got {self.train_fraction}")
-        if self.lr is not None and not self.lr > 0:
-            raise SwarmCNNError(f"learning rate must be positive, got {self.lr}")
-        if not self.weight_decay >= 0:
-            raise SwarmCNNError(f"weight decay must not be negative, got {self.weight_decay}")
+        if self.lr is not None and not 0 < self.lr < math.inf:
+            raise SwarmCNNError(f"lr (the peak learning rate) must be a positive finite number, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise SwarmCNNError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise SwarmCNNError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.warmup < 1:
             raise SwarmCNNError(f"warm-up share must be in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
@@ -59,7 +67,9 @@ class TrainConfig:
         if self.ema is not None and not 0 < self.ema < 1:
             raise SwarmCNNError(f"weight average decay must be in (0, 1), got {self.ema}")
         if self.patience is not None and self.patience < 1:
-            raise SwarmCNNError(f"patience must be at least 1 epoch, got {self.patience}")
+            raise SwarmCNNError(f"patience must be at least 1 epoch (None: no early stopping), got {self.patience}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise SwarmCNNError(f"seed must be a whole number from 0 to 2**64 - 1, got {self.seed!r}")
         if self.max_seconds is not None and not self.max_seconds >= 0:
             raise SwarmCNNError(f"time limit must not be negative, got {self.max_seconds}s")
 
@@ -88,30 +98,6 @@ def default_batch_size(images: int) -> int:
     while batch > 32 and images < 32 * batch:
         batch //= 2
     return batch
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel mean and standard deviation of the training split, in the stored units (0..255 for uint8)."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def of(cls, x: torch.Tensor) -> Normalization:
-        channels = x.transpose(0, 1).reshape(x.shape[1], -1)
-        mean, std = [], []
-        for values in channels:  # one channel at a time keeps the float copy small
-            values = values.double()
-            mean.append(values.mean().item())
-            std.append(max(values.std().item(), 1e-6))
-        return cls(tuple(mean), tuple(std))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        mean = torch.tensor(self.mean, device=x.device).view(shape)
-        std = torch.tensor(self.std, device=x.device).view(shape)
-        return (x.float() - mean) / std
 
 
 @dataclass
@@ -144,6 +130,8 @@ class TrainResult:
     planned_images: int = 0  # what the schedule planned (epochs x training images)
     not_learning: int | None = None  # the epoch by which the loss had stayed at the chance level for two epochs
     chance_loss: float = math.nan  # the loss of predicting the class shares: what a network that learns nothing gets
+    device: str = "cpu"  # where it trained, and in what precision (swarmcnn.hardware)
+    precision: str = "fp32"
 
     @property
     def ok(self) -> bool:
@@ -186,6 +174,12 @@ class Evaluation:
         }
 
 
+def training_record(config: TrainConfig, result: TrainResult) -> dict:
+    """What a saved model records of its training: the settings, and the device, precision and threads used."""
+    used = {"device": result.device, "precision": result.precision, "threads": torch.get_num_threads()}
+    return {**asdict(config), **used}
+
+
 def build_seeded(spec, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     """Build with a fixed initialisation, leaving the global random state as it was."""
     with torch.random.fork_rng(devices=[]):
@@ -214,15 +208,17 @@ def fit(
     nothing is validated.
     """
     reporter = reporter or TrainReporter()
-    device = torch.device(config.device)
+    hardware = resolve(config.device, config.precision)
     generator = torch.Generator().manual_seed(config.seed)
     train = _subset(data.train, config.train_fraction, generator)
-    x, y = train.x.to(device), train.y.to(device)
-    model.to(device)
+    # the stored values (uint8 pictures are small) on the device, unless they would crowd out the training
+    where = hardware.device if hardware.holds(train.x) else torch.device("cpu")
+    x, y = train.x.to(where), train.y.to(where)
+    hardware.place(model, x.dim())
     batch_size = config.batch_size or default_batch_size(len(y))
     schedule = Schedule(config.epochs * _trained_per_epoch(len(y), batch_size), config.max_seconds, clock)
-    steps = _Steps(model, config, schedule)
-    result = TrainResult("completed", "", planned_images=schedule.images)
+    steps = Steps(model, config, schedule, hardware)
+    result = TrainResult("completed", "", planned_images=schedule.images, **hardware.describe())
     result.chance_loss = chance_loss(y, len(data.class_names), config.label_smoothing)
     watch = _Watch(config, result)
     reporter.start(config.epochs, _batches_per_epoch(len(y), batch_size))
@@ -230,7 +226,9 @@ def fit(
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
             epoch_started = clock()
-            on_batch = functools.partial(reporter.batch, epoch)
+            # a batch's loss read for a display is a GPU sync: only for a reporter that shows them
+            shows_batches = type(reporter).batch is not TrainReporter.batch
+            on_batch = functools.partial(reporter.batch, epoch) if shows_batches else None
             loss_sum, correct, seen = _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_batch)
             train_loss = loss_sum / max(seen, 1)
             if not math.isfinite(train_loss) or train_loss > 20 * math.log(len(data.class_names)):
@@ -239,7 +237,10 @@ def fit(
             last = schedule.ended or epoch == config.epochs
             val = None
             if len(data.val) and (watch.validates_each or reporter.validates or last):
-                val = evaluate(steps.trained, data.val, normalization, device=device)
+                val = evaluate(steps.trained, data.val, normalization, hardware=hardware)
+                if not math.isfinite(val.loss):
+                    result.status, result.reason = "diverged", f"validation loss {val.loss:.3g} at epoch {epoch}"
+                    break
             stats = EpochStats(
                 epoch, train_loss, correct / max(seen, 1), val.loss if val else math.nan,
                 val.accuracy if val else math.nan, seen / max(clock() - epoch_started, 1e-9), steps.lr,
@@ -251,21 +252,34 @@ def fit(
     reporter.stop()
     if watch.best_state is not None or steps.average is not None:  # the model ends with what was validated
         model.load_state_dict(watch.best_state or steps.trained.state_dict())
+    if result.status != "diverged" and not finite_model(model, x[:batch_size], normalization, hardware):
+        result.status, result.reason = "diverged", f"NaN or infinity in the network after epoch {epoch}"
     result.images, result.seconds = schedule.seen, clock() - schedule.started
     if result.status == "completed":
         result.reason = _completed_reason(result, config, len(result.epochs))
     return result
 
 
-class _Steps:
+def finite_model(model: nn.Module, x: torch.Tensor, normalization: Normalization, hardware: Hardware) -> bool:
+    """Whether the weights, and the scores of a batch of inputs, are numbers.
+
+    A step at a huge rate can leave NaN or infinity behind a training loss that was still finite when measured
+    (before the step); weights of 1e30 are finite, yet their products overflow.
+    """
+    if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
+        return False
+    return bool(torch.isfinite(predict_logits(model, x, normalization, hardware=hardware)).all())
+
+
+class Steps:
     """Optimizer steps at the schedule's learning rate, with an average of the weights where config asks for one.
 
     The average is PyTorch's own (`torch.optim.swa_utils.AveragedModel` with an exponential moving average,
     batch norm statistics included); the trained network is then the average.
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, schedule: Schedule) -> None:
-        self.model, self.config, self.schedule = model, config, schedule
+    def __init__(self, model: nn.Module, config: TrainConfig, schedule: Schedule, hardware: Hardware) -> None:
+        self.model, self.config, self.schedule, self.hardware = model, config, schedule, hardware
         self.peak = config.lr or default_lr(model, config.optimizer)
         self.optimizer = _optimizer(model, config, self.peak)
         self.average = None
@@ -286,8 +300,9 @@ class _Steps:
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.peak * one_cycle(progress, self.config.warmup)
-        logits = self.model(inputs)
-        loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)
+        with self.hardware.autocast():
+            logits = self.model(self.hardware.inputs(inputs))
+            loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -349,11 +364,14 @@ def chance_loss(y: torch.Tensor, classes: int, label_smoothing: float = 0.0) -> 
 
 def _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_batch):
     """One pass over the shuffled data, or until the schedule ends; returns the loss sum, correct count and
-    images seen."""
+    images seen.
+
+    The epoch's losses and guesses are kept as the tensors they are and summed once at its end: no extra kernel
+    launch per batch (on a GPU small networks are launch-bound) and no sync.
+    """
     steps.model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    losses, guesses, truths, sizes = [], [], [], []
     seen = 0
     for b, start in enumerate(range(0, len(y), batch_size)):
         index = order[start : start + batch_size]
@@ -365,15 +383,20 @@ def _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_b
         batch = x[index]
         if config.augment or config.flip:  # on stored values, so a shift brings in black (0), not the mean
             batch = augment(batch, generator, shift=config.augment, flip=config.flip)
-        targets = y[index]
+        targets = y[index].to(steps.hardware.device, non_blocking=True)
         logits, loss = steps.step(normalization(batch), targets, progress)
-        loss_sum += loss.detach() * len(index)
-        correct += (logits.detach().argmax(1) == targets).sum()
+        losses.append(loss.detach())
+        guesses.append(logits.detach().argmax(1))
+        truths.append(targets)
+        sizes.append(len(index))
         seen += len(index)
         steps.schedule.seen += len(index)
-        if b % 10 == 0:
+        if on_batch is not None and b % 10 == 0:
             on_batch(b, loss.item())
-    return loss_sum.item(), correct.item(), seen
+    if not losses:
+        return 0.0, 0, 0
+    loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=losses[0].device)).sum().item()
+    return loss_sum, (torch.cat(guesses) == torch.cat(truths)).sum().item(), seen
 
 
 class Schedule:
@@ -444,13 +467,13 @@ def evaluate(
     model: nn.Module,
     split: Split,
     normalization: Normalization,
-    batch_size: int = 512,
-    device=None,
+    batch_size: int = EVALUATION_BATCH,
+    hardware: Hardware | None = None,
     flip: bool = False,
 ) -> Evaluation:
     """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix on one split (flip: see
     `predict_logits`)."""
-    logits = predict_logits(model, split.x, normalization, batch_size, device, flip)
+    logits = predict_logits(model, split.x, normalization, batch_size, hardware, flip)
     y = split.y.to(logits.device)
     classes = logits.shape[1]
     confusion = torch.bincount(y * classes + logits.argmax(1), minlength=classes * classes).view(classes, classes)
@@ -461,31 +484,6 @@ def evaluate(
         per_class_accuracy=tuple(per_class.tolist()),
         confusion=tuple(tuple(row) for row in confusion.tolist()),
     )
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    x: torch.Tensor,
-    normalization: Normalization,
-    batch_size: int = 512,
-    device=None,
-    flip: bool = False,
-) -> torch.Tensor:
-    """Class scores for stored inputs (uint8 or float), in batches, in evaluation mode.
-
-    flip: the mean of the scores of each input and of its mirror image (test-time augmentation, for a network
-    trained with flips: it has learned both views of every picture).
-    """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.eval()
-
-    def scores(batch: torch.Tensor) -> torch.Tensor:
-        inputs = normalization(batch.to(device))
-        return (model(inputs) + model(inputs.flip(-1))) / 2 if flip else model(inputs)
-
-    parts = [scores(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    return torch.cat(parts).float() if parts else torch.empty(0, model[-1].out_features)
 
 
 def _subset(split: Split, fraction: float, generator: torch.Generator) -> Split:

@@ -268,15 +268,15 @@ def test_npz_layout_field_reads_4d_as_video_even_with_3_columns(tmp_path):
 
 
 def test_npz_video_is_resized_frame_by_frame(tmp_path):
-    x = np.full((20, 4, 6, 6), 90, dtype=np.uint8)
+    x = np.full((20, 5, 6, 6), 90, dtype=np.uint8)
     data = load_data(_npz(tmp_path / "v.npz", x), DataConfig(image_size=(3, 4)))
-    assert data.input_shape == (1, 4, 3, 4) and bool((data.train.x == 90).all())
+    assert data.input_shape == (1, 5, 3, 4) and bool((data.train.x == 90).all())
 
 
 @pytest.mark.parametrize(
     ("layout", "message"),
     [
-        ("NCHW", "field 'layout' is 'NCHW'; expected one of NHW, NHWC, NTHW, NTHWC"),
+        ("NCWH", "field 'layout' is 'NCWH'; expected one of NHW, NHWC, NCHW, NTHW, NTHWC, NCTHW"),
         ("NTHWC", "field 'layout' is 'NTHWC' but field 'x' has shape (20, 4, 6, 6)"),
     ],
 )
@@ -288,7 +288,7 @@ def test_npz_bad_layout_is_named(tmp_path, layout, message):
 
 def test_npz_video_with_2_channels_is_refused(tmp_path):
     path = _npz(tmp_path / "v.npz", np.zeros((20, 4, 6, 6, 2), dtype=np.uint8))
-    with _raises("read as NTHWC: C must be 1 or 3, got 2"):
+    with _raises("read as NTHWC: C must be 1, 3 or 4, got 2"):
         load_data(path)
 
 

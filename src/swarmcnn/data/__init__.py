@@ -9,6 +9,9 @@ loaded. A built-in name wins over a folder of the same name; write './digits' fo
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 import numbers
 from dataclasses import dataclass, replace
@@ -18,13 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from swarmcnn.data.builtin import BUILTIN
+from swarmcnn.data.files import check_regular_file
 from swarmcnn.data.splits import Arrays, Parts, first_per_class
 from swarmcnn.errors import DataError, did_you_mean
+from swarmcnn.memory import check_fits
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BUILTIN", "DataConfig", "Dataset", "Split", "load_data", "load_image_file"]
+__all__ = ["BUILTIN", "DataConfig", "Dataset", "Split", "check_regular_file", "load_data", "load_image_file"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,19 @@ class Dataset:
     input_shape: tuple[int, ...]  # (C, H, W) for images, (C, T, H, W) for video
     source: str  # as the user gave it: a built-in name or a path
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of every split's arrays and the class names: a resumed search checks that its data is the same
+        (file names and times would miss a file rewritten in place, or the same data copied elsewhere)."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(json.dumps(list(self.class_names)).encode())
+        for split in (self.train, self.val, self.test):
+            for tensor in (split.x, split.y):
+                array = np.ascontiguousarray(tensor.numpy())
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(array.reshape(-1).view(np.uint8))  # the bytes in place, no copy
+        return digest.hexdigest()
+
 
 def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
     """Read a built-in set, an IDX folder, an image or video folder (split into train/ and test/ folders or
@@ -111,6 +129,8 @@ def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Ten
 
     from swarmcnn.data.video import VIDEO_EXTENSIONS
 
+    shown = "x".join(map(str, input_shape))
+    check_fits(3 * math.prod(input_shape), f"an input of {shown} for '{path}'", DataError)  # decoded, resized, copied
     if len(input_shape) == 4:
         from swarmcnn.data.video import load_clip_file as load
     elif Path(path).suffix.lower() in VIDEO_EXTENSIONS:
@@ -167,8 +187,11 @@ def _resized(arrays: Arrays, size: tuple[int, int]) -> Arrays:
     import torch
     import torch.nn.functional as F
 
+    lead = arrays.x.shape[:-2]  # (N, C) or (N, C, T): channels and frames are resized alike
+    # the float copy, the resized floats and their uint8 version
+    needed = 4 * arrays.x.size + 5 * math.prod(lead) * size[0] * size[1]
+    check_fits(needed, f"{len(arrays.x)} inputs resized to {size[0]}x{size[1]}", DataError)
     x = torch.from_numpy(np.require(arrays.x, requirements=("C", "W"))).float()
-    lead = x.shape[:-2]  # (N, C) or (N, C, T): channels and frames are resized alike
     x = x.reshape(lead[0], math.prod(lead[1:]), *x.shape[-2:])
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     x = x.reshape(*lead, *size)

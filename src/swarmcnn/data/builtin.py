@@ -6,6 +6,7 @@ import numpy as np
 
 from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
+from swarmcnn.memory import check_fits
 
 BUILTIN = ("digits", "shapes", "moving-digits")
 SHAPES_COUNT = 1200
@@ -48,6 +49,8 @@ def shapes(size: tuple[int, int] = SHAPES_SIZE, count: int = SHAPES_COUNT) -> Ar
     height, width = size
     if min(size) < 8:
         raise DataError(f"built-in 'shapes' needs an image size of at least 8x8, got {height}x{width}")
+    # about six float64 pictures per sample are alive at once while the strokes are drawn
+    check_fits(48 * count * height * width, f"built-in 'shapes' at {height}x{width}", DataError)
     rng = np.random.default_rng(SHAPES_SEED)
     y = rng.permutation(np.arange(count) % 2).astype(np.int64)  # balanced, in random order
     scale = min(size) / 16  # all lengths below are in pixels of a 16x16 picture
@@ -94,6 +97,12 @@ def moving_digits(
         raise DataError(f"built-in 'moving-digits' needs an image size of at least 8x8, got {height}x{width}")
     if frames < 2:
         raise DataError(f"built-in 'moving-digits' needs at least 2 frames to show motion, got {frames}")
+    # the clips as float64, their noise and the rounded copy
+    check_fits(
+        32 * count * frames * height * width,
+        f"built-in 'moving-digits' of {frames} frames at {height}x{width}",
+        DataError,
+    )
     rng = np.random.default_rng(MOVING_DIGITS_SEED)
     y = rng.permutation(np.arange(count) % len(DIRECTIONS)).astype(np.int64)  # balanced, in random order
     pictures = digits().x[:, 0]

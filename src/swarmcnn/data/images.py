@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from swarmcnn.data.files import check_regular_file
 from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
+from swarmcnn.memory import check_fits
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -19,13 +21,19 @@ def load_folder(folder: Path, image_size: tuple[int, int] | None, per_class: int
     """Every image under folder/<class>/ (the first per_class of each), as one uint8 array; grayscale unless
     some image has colour."""
     classes = class_folders(folder)
+    files = [image_files(class_folder)[:per_class] for class_folder in classes]
+    count = sum(len(paths) for paths in files)
+    if image_size is not None:  # before any is read: Pillow would allocate the first one at that size
+        _check_fits(count, image_size, 3)
     pictures: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, int]] | None = None
-    for label, class_folder in enumerate(classes):
-        for path in image_files(class_folder)[:per_class]:
+    for label, paths in enumerate(files):
+        for path in paths:
             picture = to_array(open_image(path), image_size)
-            first = first or (path, picture.shape[:2])
+            if first is None:
+                _check_fits(count, picture.shape[:2], 1 if picture.ndim == 2 else 3)
+                first = (path, picture.shape[:2])
             if picture.shape[:2] != first[1]:
                 raise _size_mismatch(first, (path, picture.shape[:2]))
             pictures.append(picture)
@@ -52,10 +60,11 @@ def class_folders(folder: Path) -> list[Path]:
 
 def image_files(class_folder: Path) -> list[Path]:
     """The visible image files directly inside one class folder, in name order."""
+    # not only regular files: a FIFO or device named like an image is refused by open_image, not skipped
     files = sorted(
         p
         for p in class_folder.iterdir()
-        if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".") and not p.is_dir()
     )
     if not files:
         raise DataError(f"class folder '{class_folder}' holds no images ({', '.join(EXTENSIONS)})")
@@ -64,6 +73,7 @@ def image_files(class_folder: Path) -> list[Path]:
 
 def open_image(path: Path) -> Image.Image:
     """The decoded picture as mode L (any grayscale or gray-palette image) or RGB (dropping alpha)."""
+    check_regular_file(path, "image")
     try:
         with Image.open(path) as image:
             image.load()
@@ -100,6 +110,11 @@ def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarra
     image = open_image(Path(path)).convert("L" if channels == 1 else "RGB")
     picture = to_array(image, (height, width))
     return np.ascontiguousarray(picture[None] if channels == 1 else picture.transpose(2, 0, 1))
+
+
+def _check_fits(count: int, size: tuple[int, int], channels: int) -> None:
+    """Whether load_folder's peak fits in memory: the pictures, their stack and its channels-first copy."""
+    check_fits(3 * count * size[0] * size[1] * channels, f"{count} images of {size[0]}x{size[1]}", DataError)
 
 
 def _sixteen_bit_to_gray(image: Image.Image) -> Image.Image:

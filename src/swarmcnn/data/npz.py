@@ -1,88 +1,143 @@
 """NumPy .npz files with arrays x (pictures or clips), y (integer labels), optionally classes (names) and layout.
 
-How x is read (N samples, T frames, C channels last):
-    layout given ('NHW', 'NHWC', 'NTHW' or 'NTHWC', a string saved as np.savez(..., layout="NTHW")): as it says
-    3-D: images (N, H, W)
-    4-D: images (N, H, W, C) when the last axis is 1 or 3, else gray video (N, T, H, W)
+How x is read (N samples, C channels, T frames):
+    layout given (one of LAYOUTS, a string saved as np.savez(..., layout="NCHW")): as it says
+    3-D: gray pictures (N, H, W)
+    4-D: pictures (N, H, W, C) when the last axis is 1, 3 or 4, else pictures (N, 1, H, W) when the second
+         axis is 1, else gray video (N, T, H, W); but a second axis of 3 or 4 (and a last one of neither)
+         is ambiguous, pictures with channels first or clips of 3 or 4 frames, and refused unless layout says
     5-D: video (N, T, H, W, C)
-C must be 1 or 3. A gray video whose width is 1 or 3 reads as images unless layout says 'NTHW'.
-Images become (N, C, H, W), clips (N, C, T, H, W).
+C is 1 (gray), 3 (RGB) or 4 (RGBA, whose alpha channel is dropped: image files lose it too when read, so
+a model trained on the pictures takes the 3 channels `predict` gives it from a PNG). A gray video whose
+width is 1, 3 or 4 reads as pictures unless layout says 'NTHW'. Pictures become (N, C, H, W), clips
+(N, C, T, H, W); x must be integers or finite floats (not bool, complex, strings or objects).
+
+Labels: with a field 'classes', y indexes its names (0..K-1). Without one, the distinct values of y are the
+classes, named by their values in increasing order, so labels 0, 1 and 10**9 make the 3 classes '0', '1'
+and '1000000000' and no label value decides an allocation. Negative labels are refused (often 'unlabelled').
+
+Every array's shape and dtype are read from its .npy header and checked against the free memory before
+the array itself is read: a small compressed file can claim any size.
 """
 
 from __future__ import annotations
 
+import lzma
+import math
+import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from swarmcnn.data.files import check_regular_file
 from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
+from swarmcnn.memory import check_fits
 
-LAYOUTS = ("NHW", "NHWC", "NTHW", "NTHWC")
+FIELDS = ("x", "y", "classes", "layout")
+LAYOUTS = ("NHW", "NHWC", "NCHW", "NTHW", "NTHWC", "NCTHW")
+CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+# what a damaged archive or .npy header raises, from zipfile, its decompressors and numpy.lib.format
+_CORRUPT = (
+    OSError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    struct.error,
+    SyntaxError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def load_npz(path: Path) -> Arrays:
     """x as (N, C, H, W) or (N, C, T, H, W): uint8 when the values fit 0..255 as integers, float32 otherwise."""
     fields = _read_fields(path)
-    layout = _layout(path, fields.get("layout"), fields["x"].shape)
-    x, y = _pictures(path, fields["x"], layout), _labels(path, fields["y"])
+    x = fields["x"]
+    layout = _layout(path, fields.get("layout"), x.shape)
+    y = _labels(path, fields["y"])
     if len(x) != len(y):
         raise DataError(f"npz file '{path}': field 'x' has {len(x)} samples but field 'y' has {len(y)} labels")
     if len(x) == 0:
         raise DataError(f"npz file '{path}' holds no samples (fields 'x' and 'y' are empty)")
-    names = _class_names(path, fields.get("classes"), y)
-    if y.min() < 0 or y.max() >= len(names):
-        bad = int(y.min()) if y.min() < 0 else int(y.max())
-        raise DataError(
-            f"npz file '{path}' field 'y': labels out of range: found {bad}, expected 0..{len(names) - 1}"
-            + (" (one per name in field 'classes')" if "classes" in fields else "")
-        )
-    return Arrays(x, y, names)
+    if 0 in x.shape:
+        raise DataError(f"npz file '{path}' field 'x' has shape {x.shape}: its pictures hold no pixels")
+    y, names = _classes(path, y, fields.get("classes"))
+    return Arrays(_pictures(path, x, layout), y, names)
 
 
 def _read_fields(path: Path) -> dict[str, np.ndarray]:
+    check_regular_file(path, "npz file")
     try:
-        # opened here, not by np.load, which leaks its file handle when the archive is corrupt;
-        # allow_pickle=False: an npz from elsewhere must not be able to run code when loaded
+        # zipfile rather than np.load: each array's header is checked before the array is read, and np.load
+        # leaks its file handle when the archive is corrupt
         with path.open("rb") as stream:
-            return _fields(path, np.load(stream, allow_pickle=False))
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"cannot read npz file '{path}': {error}") from None
+            if stream.read(6) == b"\x93NUMPY":
+                raise DataError(f"'{path}' holds a single .npy array, not an npz archive with fields 'x' and 'y'")
+            stream.seek(0)
+            with zipfile.ZipFile(stream) as archive:
+                return _fields(path, archive)
+    except _CORRUPT as error:
+        raise DataError(f"cannot read npz file '{path}': {_one_line(error)}") from None
 
 
-def _fields(path: Path, archive: object) -> dict[str, np.ndarray]:
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"'{path}' holds a single .npy array, not an npz archive with fields 'x' and 'y'")
-    missing = [name for name in ("x", "y") if name not in archive.files]
+def _fields(path: Path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # np.savez's names, as np.load
+    missing = [name for name in ("x", "y") if name not in members]
     if missing:
-        found = ", ".join(f"'{name}'" for name in archive.files) or "none"
+        found = ", ".join(f"'{name}'" for name in members) or "none"
         raise DataError(f"npz file '{path}' has no field '{missing[0]}' (found: {found})")
-    return {name: _field(path, archive, name) for name in ("x", "y", "classes", "layout") if name in archive.files}
+    return {name: _field(path, archive, name, members[name]) for name in FIELDS if name in members}
 
 
-def _field(path: Path, archive: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
+def _field(path: Path, archive: zipfile.ZipFile, name: str, member: str) -> np.ndarray:
     try:
-        return archive[name]
-    except ValueError as error:  # object arrays need pickle, which stays off
-        raise DataError(
-            f"npz file '{path}' field '{name}' cannot be read without pickle ({error}); save it as a plain array"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise DataError(f"npz file '{path}' field '{name}' is corrupt: {error}") from None
+        with archive.open(member) as stream:
+            shape, dtype = _header(stream)
+        if dtype.hasobject:  # object arrays need pickle, which stays off: an npz must not run code when read
+            raise DataError(
+                f"npz file '{path}' field '{name}' cannot be read without pickle (dtype {dtype}); "
+                "save it as a plain array"
+            )
+        what = f"npz file '{path}' field '{name}' of shape {shape} and dtype {dtype}"
+        check_fits(_bytes_needed(name, shape, dtype), what, DataError)
+        with archive.open(member) as stream:
+            return np.lib.format.read_array(stream, allow_pickle=False)
+    except _CORRUPT as error:
+        raise DataError(f"npz file '{path}' field '{name}' is corrupt: {_one_line(error)}") from None
+
+
+def _header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, without reading the values."""
+    version = np.lib.format.read_magic(stream)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(stream)
+    return shape, dtype
+
+
+def _bytes_needed(name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """The array, and for x and y what is made of them: the converted copy, and a copy per split."""
+    count = math.prod(shape)
+    if name == "x":
+        return count * (dtype.itemsize + 2 * (1 if dtype == np.uint8 else 4))
+    if name == "y":
+        return count * (dtype.itemsize + 2 * 8)
+    return count * dtype.itemsize
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _layout(path: Path, given: np.ndarray | None, shape: tuple[int, ...]) -> str:
     """The layout of x: as field 'layout' says, else implied by its shape (see the module docstring)."""
     if given is None:
-        implied = {3: "NHW", 4: "NHWC" if shape[-1:] in ((1,), (3,)) else "NTHW", 5: "NTHWC"}
-        if len(shape) not in implied:
-            raise DataError(
-                f"npz file '{path}' field 'x' has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1 or 3, "
-                "(N, T, H, W) or (N, T, H, W, C)"
-            )
-        return implied[len(shape)]
+        return _implied_layout(path, shape)
     text = given.item() if given.ndim == 0 and given.dtype.kind in "US" else None
     text = text.decode(errors="replace") if isinstance(text, bytes) else text
     if text not in LAYOUTS:
@@ -93,28 +148,60 @@ def _layout(path: Path, given: np.ndarray | None, shape: tuple[int, ...]) -> str
     return text
 
 
+def _implied_layout(path: Path, shape: tuple[int, ...]) -> str:
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) == 5:
+        return "NTHWC"
+    if len(shape) != 4:
+        raise DataError(
+            f"npz file '{path}' field 'x' has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1, 3 or 4, "
+            "(N, T, H, W) or (N, T, H, W, C)"
+        )
+    if shape[3] in CHANNELS:
+        return "NHWC"
+    if shape[1] == 1:  # a clip of one frame is a picture
+        return "NCHW"
+    if shape[1] in CHANNELS:
+        raise DataError(
+            f"npz file '{path}' field 'x' of shape {shape} is ambiguous: pictures with {shape[1]} channels first "
+            f"(N, C, H, W) or gray clips of {shape[1]} frames (N, T, H, W)? Say which with a field 'layout': "
+            "np.savez(..., layout='NCHW') or layout='NTHW'"
+        )
+    return "NTHW"
+
+
 def _pictures(path: Path, x: np.ndarray, layout: str) -> np.ndarray:
     """x in the given layout as channels-first (N, C, H, W) or (N, C, T, H, W), in the narrowest faithful dtype."""
-    if layout.endswith("C"):
-        if x.shape[-1] not in (1, 3):
+    if x.dtype.kind not in "iuf":
+        raise DataError(
+            f"npz file '{path}' field 'x' has dtype {x.dtype}; expected integers or floats"
+            + (" (save x.astype(np.uint8) * 255)" if x.dtype.kind == "b" else "")
+        )
+    if "C" in layout:
+        axis = layout.index("C")
+        if x.shape[axis] not in CHANNELS:
+            first = layout == "NTHWC" and x.shape[1] in CHANNELS
+            hint = "; for channels first save it with layout='NCTHW'" if first else ""
             raise DataError(
-                f"npz file '{path}' field 'x' has shape {x.shape}, read as {layout}: C must be 1 or 3, "
-                f"got {x.shape[-1]}"
+                f"npz file '{path}' field 'x' has shape {x.shape}, read as {layout}: C must be 1, 3 or 4, "
+                f"got {x.shape[axis]}{hint}"
             )
-        x = np.moveaxis(x, -1, 1)
+        x = np.moveaxis(x, axis, 1)[:, :3]  # RGBA loses its alpha channel (see the module docstring)
     else:
         x = x[:, None]
-    if x.dtype.kind in "biu":
-        in_byte_range = x.size == 0 or (x.min() >= 0 and x.max() <= 255)
+    if x.dtype.kind in "iu":
+        in_byte_range = x.min() >= 0 and x.max() <= 255
         # integers beyond a byte (16-bit pictures) keep their values as float32 rather than being clipped
         return np.ascontiguousarray(x, dtype=np.uint8 if in_byte_range else np.float32)
-    if x.dtype.kind != "f":
-        raise DataError(f"npz file '{path}' field 'x' has dtype {x.dtype}; expected integers or floats")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        first = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+    finite = np.isfinite(x)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0])
         raise DataError(f"npz file '{path}' field 'x' holds NaN or infinite values (first in sample {first})")
-    return x
+    largest = max(float(x.max()), -float(x.min()))
+    if largest > float(np.finfo(np.float32).max):
+        raise DataError(f"npz file '{path}' field 'x' holds values beyond float32's range (up to {largest:.3g})")
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _labels(path: Path, y: np.ndarray) -> np.ndarray:
@@ -129,13 +216,26 @@ def _labels(path: Path, y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _class_names(path: Path, classes: np.ndarray | None, y: np.ndarray) -> tuple[str, ...]:
-    if classes is None:
-        return tuple(str(label) for label in range(max(int(y.max()), 0) + 1))
+def _classes(path: Path, y: np.ndarray, classes: np.ndarray | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels as indices 0..K-1 and the K class names (see the module docstring)."""
+    names = None if classes is None else _class_names(path, classes)
+    if y.min() < 0 or (names is not None and y.max() >= len(names)):
+        bad = int(y.min()) if y.min() < 0 else int(y.max())
+        expected = "0 or more" if names is None else f"0..{len(names) - 1} (one per name in field 'classes')"
+        raise DataError(f"npz file '{path}' field 'y': labels out of range: found {bad}, expected {expected}")
+    if names is not None:
+        return y, names
+    values, indices = np.unique(y, return_inverse=True)
+    return indices.reshape(-1).astype(np.int64), tuple(str(value) for value in values.tolist())
+
+
+def _class_names(path: Path, classes: np.ndarray) -> tuple[str, ...]:
     if classes.ndim != 1:
         raise DataError(f"npz file '{path}' field 'classes' has shape {classes.shape}; expected a list of names")
     names = tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in classes.tolist())
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise DataError(f"npz file '{path}' field 'classes' names '{duplicates[0]}' more than once")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"npz file '{path}' field 'classes' names '{name}' more than once")
+        seen.add(name)
     return names

@@ -32,6 +32,8 @@ class EvaluationConfig:
     flip: bool = False  # random horizontal flips, likewise
     objective: str = "accuracy"  # or "accuracy-params": accuracy minus 0.01 per decade of parameters
     seed: int = 0
+    device: str = "auto"  # every training of the search (candidates, promotions, final): swarmcnn.hardware
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -52,6 +54,8 @@ class EvaluationConfig:
             augment=self.augment,
             flip=self.flip,
             seed=self.seed,
+            device=self.device,
+            precision=self.precision,
         )
 
     def score(self, accuracy: float, params: int) -> float:

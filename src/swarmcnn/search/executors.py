@@ -9,6 +9,10 @@ not oversubscribe the CPU.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +25,8 @@ from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
 
 Job = tuple[Spec, EvaluationConfig]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_CHECK_SECONDS = 0.5
 
 
 class InProcess:
@@ -54,7 +60,7 @@ class WorkerProcesses:
 
     def __init__(self, workers: int, source: str, data_config: DataConfig) -> None:
         self.workers = workers
-        self.initargs = (source, data_config, max(1, available_cores() // workers))
+        self.initargs = (source, data_config, max(1, available_cores() // workers), os.getpid())
         self.pool = self._start_pool()
         self.futures: dict = {}  # of the current map, to cancel those not started yet
 
@@ -116,12 +122,33 @@ class WorkerProcesses:
 _worker: dict = {}  # per worker process: the data and its normalisation
 
 
-def _start_worker(source: str, data_config: DataConfig, threads: int) -> None:
+def _start_worker(source: str, data_config: DataConfig, threads: int, parent: int) -> None:
     import torch
 
+    _die_with(parent)
     torch.set_num_threads(threads)
     data = load_data(source, data_config)
     _worker.update(data=data, normalization=Normalization.of(data.train.x), name=f"pid{os.getpid()}")
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the search process ends, however it ends: killed with -9, the pool cannot stop its
+    workers, which would train on for nobody (and keep the resource tracker alive)."""
+    if sys.platform == "linux":  # the kernel sends SIGKILL the moment the parent dies
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Elsewhere (and should the signal be missed) a worker finds out within a second: its parent changes."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _evaluate_in_worker(spec_text: str, config: EvaluationConfig) -> EvaluationRecord:

@@ -64,6 +64,8 @@ def final_config(
         flip=flip,
         seed=seed,
         max_seconds=None if max_seconds is None else max(0.0, max_seconds),
+        device=evaluation.device,
+        precision=evaluation.precision,
     )
 
 

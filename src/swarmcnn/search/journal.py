@@ -1,13 +1,16 @@
 """The search journal: every evaluation and the swarm's state after each generation, in SQLite.
 
 Each write is its own transaction (WAL mode), so a search killed at any moment (kill -9 included) loses at
-most the evaluations that were still training; `swarmcnn search --resume` picks up from here.
+most the evaluations that were still training; `swarmcnn search --resume` picks up from here. A search holds
+its run folder's lock (journal.lock) while it runs, so that a second one of the same run is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -17,6 +20,11 @@ from pathlib import Path
 from swarmcnn.errors import SwarmCNNError
 
 JOURNAL_FILE = "journal.sqlite"
+LOCK_FILE = "journal.lock"
+NEW_JOURNAL_PREFIX = ".journal.sqlite.new."  # + pid: a journal being created, renamed to JOURNAL_FILE once whole
+# SQLite errors that say the file cannot be used now (busy, read-only), not that it is damaged
+_NOT_DAMAGE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
+               "SQLITE_PERM")
 SCHEMA_VERSION = 2  # 2: the fidelity of every record (rung, images seen and planned)
 
 _RECORD_COLUMNS = """
@@ -103,45 +111,109 @@ def ranked(records: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
 
 
 class Journal:
-    """One run directory's SQLite file."""
+    """One run directory's SQLite file.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    A journal is created whole or not at all (see `create`); `open` checks it before anything reads it, and a
+    damaged file (corrupt pages, settings edited by hand) is named in one line, never a traceback.
+    """
+
+    def __init__(self, path: Path, lock: RunLock | None = None) -> None:
+        self.path, self.lock = path, lock
         self.db = sqlite3.connect(path, isolation_level=None)  # explicit transactions below
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)  # CREATE ... IF NOT EXISTS: safe on an existing journal
+        try:
+            with self._guard("not a readable journal"):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+        except SwarmCNNError:
+            self.db.close()
+            raise
 
     @classmethod
-    def create(cls, run_dir: Path, settings: dict) -> Journal:
-        """A new journal holding the run's settings; refuses to overwrite another run."""
+    def create(cls, run_dir: Path, settings: dict, **values) -> Journal:
+        """A new journal holding the run's settings (and values such as the data's fingerprint), locked by this
+        process; refuses to overwrite another run.
+
+        It is written complete under a temporary name and renamed into place: a search killed while creating
+        it leaves either a whole journal or none, and a folder without one can be used again."""
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / JOURNAL_FILE
         if path.exists():
-            raise SwarmCNNError(f"'{run_dir}' already holds a search; continue it with --resume {run_dir}")
-        journal = cls(path)
-        with journal._transaction():
-            journal._put("schema_version", SCHEMA_VERSION)
-            journal._put("settings", settings)
-            journal._put("started", time.time())
-        return journal
+            raise _already_a_run(run_dir)
+        lock = RunLock(run_dir)
+        try:
+            if path.exists():  # created by another process since the check above
+                raise _already_a_run(run_dir)
+            remove_unfinished(run_dir)
+            new = run_dir / f"{NEW_JOURNAL_PREFIX}{os.getpid()}"
+            _write_new(new, {"schema_version": SCHEMA_VERSION, "settings": settings, "started": time.time(), **values})
+            os.replace(new, path)
+            return cls(path, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
-    def open(cls, run_dir: Path) -> Journal:
+    def open(cls, run_dir: Path, lock: bool = False) -> Journal:
+        """A run's journal, checked whole (pages and version); with lock, this process's alone until `close`."""
         path = Path(run_dir) / JOURNAL_FILE
         if not path.is_file():
-            raise SwarmCNNError(f"'{run_dir}' is not a search run directory: it has no {JOURNAL_FILE}")
+            started = Path(run_dir).is_dir() and any(is_bookkeeping(p.name) for p in Path(run_dir).iterdir())
+            hint = "; a search stopped before its journal was whole: start it again with that --out" if started else ""
+            raise SwarmCNNError(f"'{run_dir}' is not a search run directory: it has no {JOURNAL_FILE}{hint}")
+        run_lock = RunLock(Path(run_dir)) if lock else None
+        journal = None
         try:
-            journal = cls(path)
-            version = journal.get("schema_version")
-        except sqlite3.DatabaseError as error:
-            raise SwarmCNNError(f"'{path}' is not a readable journal: {error}") from None
-        if version != SCHEMA_VERSION:
-            raise SwarmCNNError(f"'{path}' has journal version {version!r}; this swarmcnn reads {SCHEMA_VERSION}")
+            journal = cls(path, run_lock)
+            journal._check()
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            elif run_lock is not None:
+                run_lock.release()
+            raise
+        if run_lock is not None:
+            remove_unfinished(Path(run_dir))  # what a start killed before its journal was complete left
         return journal
 
+    def _check(self) -> None:
+        """SQLite's quick check of every page, then the version: a damaged file fails here, not mid-search."""
+        with self._guard("not a readable journal"):
+            problems = [row[0] for row in self.db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise self.damaged(" ".join(" ".join(problems).split())[:300])  # SQLite's report, on one line
+        version = self.get("schema_version")
+        if version is None:
+            raise self.damaged("it holds no schema version")
+        if version != SCHEMA_VERSION:
+            raise SwarmCNNError(
+                f"'{self.path}' has journal version {version!r}; this swarmcnn reads {SCHEMA_VERSION}"
+            )
+
+    def damaged(self, why: str) -> SwarmCNNError:
+        """The one-line error for a journal whose content cannot be what swarmcnn wrote."""
+        return SwarmCNNError(f"journal '{self.path}' is damaged: {why}")
+
+    @contextlib.contextmanager
+    def _guard(self, what: str = ""):
+        """SQLite's errors (corrupt pages), and JSON's and UTF-8's (edited text), as one line naming the file."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, ValueError) as error:  # ValueError: bad JSON or UTF-8
+            if getattr(error, "sqlite_errorname", None) in _NOT_DAMAGE:
+                raise SwarmCNNError(f"journal '{self.path}' cannot be used: {error}") from None
+            raise self.damaged(f"{what} ({error})" if what else str(error)) from None
+
+    @contextlib.contextmanager
     def _transaction(self):
-        return _Transaction(self.db)
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error: all of a write or none of it."""
+        with self._guard():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def _put(self, key: str, value) -> None:
         self.db.execute("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, json.dumps(value)))
@@ -151,8 +223,9 @@ class Journal:
             self._put(key, value)
 
     def get(self, key: str, default=None):
-        row = self.db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        with self._guard(f"its value of '{key}' is not what swarmcnn wrote"):
+            row = self.db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+            return json.loads(row[0]) if row else default
 
     def record(self, record: EvaluationRecord, table: str = "evaluations") -> None:
         """Store one scored candidate, in `evaluations` or, trained again longer, in `promotions`."""
@@ -171,33 +244,57 @@ class Journal:
     def evaluations(self, table: str = "evaluations") -> list[EvaluationRecord]:
         """All evaluations (or promotions) in the order they finished."""
         _check_table(table)
-        rows = self.db.execute(
-            "SELECT spec, status, reason, score, val_accuracy, val_loss, params, flops, epochs, seconds, worker, "
-            f"generation, origin, rung, images, planned_images FROM {table} ORDER BY id"
-        ).fetchall()
-        return [
-            EvaluationRecord(
-                *row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]), *row[13:]
-            )
-            for row in rows
-        ]
+        with self._guard(f"its table {table} cannot be read"):
+            rows = self.db.execute(
+                "SELECT spec, status, reason, score, val_accuracy, val_loss, params, flops, epochs, seconds, worker, "
+                f"generation, origin, rung, images, planned_images FROM {table} ORDER BY id"
+            ).fetchall()
+            return [
+                EvaluationRecord(
+                    *row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]), *row[13:]
+                )
+                for row in rows
+            ]
 
     def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        with self._guard():
+            return self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 
-    def save_state(self, generation: int, state: dict) -> None:
+    def save_state(self, generation: int, state: dict, **values) -> None:
+        """The strategy's state after `generation`, with run values that must change with it (in one write)."""
         with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO swarm_state (generation, state, created) VALUES (?, ?, ?)",
                 (generation, json.dumps(state), time.time()),
             )
+            for key, value in values.items():
+                self._put(key, value)
 
     def last_state(self) -> dict | None:
-        row = self.db.execute("SELECT state FROM swarm_state ORDER BY generation DESC LIMIT 1").fetchone()
-        return json.loads(row[0]) if row else None
+        with self._guard("its swarm state cannot be read"):
+            row = self.db.execute("SELECT state FROM swarm_state ORDER BY generation DESC LIMIT 1").fetchone()
+            return json.loads(row[0]) if row else None
+
+    def discard(self, remove_folder: bool = False) -> None:
+        """Remove this journal, just created by a start that then failed, with its lock (and its folder, if the
+        start made it): the folder is as it was before, and can be used again."""
+        self.db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.unlock()
+        (self.path.parent / LOCK_FILE).unlink(missing_ok=True)
+        if remove_folder:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
+
+    def unlock(self) -> None:
+        """Let another process continue this run (the journal stays readable here)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def close(self) -> None:
         self.db.close()
+        self.unlock()
 
 
 def _check_table(table: str) -> None:
@@ -205,15 +302,61 @@ def _check_table(table: str) -> None:
         raise ValueError(f"no journal table of evaluations named {table!r}")
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error: all of a write or none of it."""
+def _already_a_run(run_dir: Path) -> SwarmCNNError:
+    return SwarmCNNError(f"'{run_dir}' already holds a search; continue it with --resume {run_dir}")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
 
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
+def _write_new(path: Path, values: dict) -> None:
+    """A complete journal at path: the schema and the run's values, committed, in SQLite's default rollback mode
+    (WAL's side files would carry the temporary name)."""
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(_SCHEMA)
+        db.executemany("INSERT INTO run (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+        db.commit()
+    finally:
+        db.close()
 
-    def __exit__(self, kind, error, trace) -> None:
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+def remove_unfinished(run_dir: Path) -> None:
+    """Remove journals a killed start left half-written (call it holding the run's lock: no start is under way)."""
+    for path in run_dir.glob(f"{NEW_JOURNAL_PREFIX}*"):
+        path.unlink(missing_ok=True)
+
+
+def is_bookkeeping(name: str) -> bool:
+    """Whether a file of a run folder is the lock or an unfinished journal, which a new search may use the folder
+    despite."""
+    return name == LOCK_FILE or name.startswith(NEW_JOURNAL_PREFIX)
+
+
+class RunLock:
+    """This process's hold on a run folder: an flock on journal.lock, whose text is the holder's pid.
+
+    Two searches of one run would both write its journal and best/; the second is refused instead. The OS
+    releases the lock when the process ends, however it ends (kill -9 included), so a lock is never stale.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock, no lock
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 32).decode(errors="replace").strip()
+            self.release()
+            raise SwarmCNNError(
+                f"run folder '{run_dir}' is in use by process {holder or '(unknown)'}; wait for it to end"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
+            self.fd = None

@@ -8,7 +8,11 @@ the rungs is the journaled one.
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,6 +22,7 @@ from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import fitting
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.hardware import resolve
 from swarmcnn.search.budget import (
     Plan,
     choose_final,
@@ -31,7 +36,7 @@ from swarmcnn.search.budget import (
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.search.final import final_config, train_final
-from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
+from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal, is_bookkeeping, ranked
 from swarmcnn.search.ladder import (
     ETA,
     best_of_top,
@@ -46,7 +51,7 @@ from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, TrainConfig, TrainReporter
+from swarmcnn.train import Normalization, TrainConfig, TrainReporter, training_record
 
 DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count
 DEFAULT_FINAL_EPOCHS = 30  # without a budget; with one, the epochs follow from the time left
@@ -87,25 +92,81 @@ class SearchConfig:
             raise SwarmCNNError(f"--final-epochs must be at least 1, got {self.final_epochs}")
         if self.rungs < 0:
             raise SwarmCNNError(f"--rungs must not be negative, got {self.rungs}")
+        seed = self.seed  # numpy's generators take no negative seed, torch's none of 2**64 or more
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise SwarmCNNError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+        if self.data.val_fraction == 0:
+            raise SwarmCNNError(
+                "--val-fraction 0 leaves no validation split, and the search scores every candidate on it; "
+                "give a share such as 0.15"
+            )
         if self.evaluations is None and self.budget_seconds is None:
             object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
+
+    def on_this_machine(self) -> SearchConfig:
+        """The config with its device and precision decided here ('auto' resolved), so that the journal records
+        what the run uses and a resume keeps it."""
+        hardware = resolve(self.evaluation.device, self.evaluation.precision)
+        evaluation = replace(self.evaluation, device=str(hardware.device), precision=hardware.precision)
+        return replace(self, evaluation=evaluation)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "space": self.space.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> SearchConfig:
-        data = dict(values["data"])
+        """The config of `to_dict`; a value of the wrong type (a file edited by hand) raises TypeError."""
+        data = dict(_typed(DataConfig, values["data"]))
         if data.get("image_size") is not None:
             data["image_size"] = tuple(data["image_size"])
         return cls(
             **{
-                **values,
+                **_typed(cls, values),
                 "space": SearchSpace.from_dict(values["space"]),
-                "evaluation": EvaluationConfig(**values["evaluation"]),
+                "evaluation": EvaluationConfig(**_typed(EvaluationConfig, values["evaluation"])),
                 "data": DataConfig(**data),
             }
         )
+
+    @classmethod
+    def from_journal(cls, journal: Journal) -> SearchConfig:
+        """The run's settings as its journal holds them: settings that make no search name the journal damaged."""
+        settings = journal.get("settings")
+        if not isinstance(settings, dict):
+            raise journal.damaged(f"its settings are {type(settings).__name__}, not a JSON object")
+        try:
+            return cls.from_dict(settings)
+        except KeyError as error:
+            raise journal.damaged(f"its settings lack {error}") from None
+        except (SwarmCNNError, TypeError, ValueError, AttributeError) as error:
+            raise journal.damaged(f"its settings make no search: {error}") from None
+
+
+def _typed(kind: type, values: dict) -> dict:
+    """values, each checked against its field's type in the dataclass `kind`; TypeError names the first wrong one."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{kind.__name__} is {values!r}, not a JSON object")
+    hints = typing.get_type_hints(kind)
+    for name, value in values.items():
+        if name in hints and not _is_a(value, hints[name]):
+            raise TypeError(f"{name} is {value!r}, not of type {hints[name]}")
+    return values
+
+
+def _is_a(value, hint) -> bool:
+    """isinstance for the types of config fields as JSON gives them back: an int is a float, a bool is not a number,
+    a list is a tuple, a dataclass is a dict (checked on its own)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_a(value, option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, (list, tuple)) and all(_is_a(v, typing.get_args(hint)[0]) for v in value)
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    return isinstance(value, hint) if isinstance(hint, type) else True
 
 
 @dataclass(frozen=True)
@@ -177,25 +238,55 @@ class Search:
         cls, run_dir: str | Path, config: SearchConfig, reporter: SearchReporter | None = None, **runtime
     ) -> Search:
         run_dir = Path(run_dir)
+        config = config.on_this_machine()
         if run_dir.exists() and not run_dir.is_dir():
             raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "journal.sqlite").exists():
+        files = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+        if JOURNAL_FILE not in files and not all(is_bookkeeping(name) for name in files):
             raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
         data = runtime.pop("data", None) or load_data(config.source, config.data)  # bad data fails before a journal
-        journal = Journal.create(run_dir, config.to_dict())
-        return cls(run_dir, config, journal, reporter or SearchReporter(), data, **runtime)
+        _check_validation_split(data)
+        made_folder = not run_dir.exists()
+        journal = Journal.create(run_dir, config.to_dict(), data_fingerprint=data.fingerprint)
+        try:
+            return cls(run_dir, config, journal, reporter or SearchReporter(), data, **runtime)
+        except BaseException:
+            journal.discard(made_folder)  # a start that failed leaves no run: the folder can be used again
+            raise
 
     @classmethod
     def resume(cls, run_dir: str | Path, reporter: SearchReporter | None = None, **runtime) -> Search:
-        journal = Journal.open(Path(run_dir))
-        config = SearchConfig.from_dict(journal.get("settings"))
-        return cls(Path(run_dir), config, journal, reporter or SearchReporter(), **runtime)
+        """Continue the run in run_dir, locked by this process; refused if its data changed since it started."""
+        journal = Journal.open(Path(run_dir), lock=True)
+        try:
+            config = SearchConfig.from_journal(journal)
+            search = cls(Path(run_dir), config, journal, reporter or SearchReporter(), **runtime)
+            search._check_same_data()
+        except BaseException:
+            journal.close()
+            raise
+        return search
+
+    def _check_same_data(self) -> None:
+        """Scores of other data would be mixed with the journaled ones without a word: refuse instead."""
+        recorded = self.journal.get("data_fingerprint")  # None in journals written before fingerprints
+        if recorded is not None and recorded != self.data.fingerprint:
+            raise SwarmCNNError(
+                f"the data '{self.config.source}' changed since the run in '{self.run_dir}' started (its images, "
+                "labels or classes differ); restore it to continue, or start a new search with another --out"
+            )
 
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> SearchSummary:
         """Search until the budget ends, put the best of each rung on the top rung, then train the best of it on
-        train+val and test it once."""
+        train+val and test it once. The run folder stays locked until then."""
+        try:
+            return self._run()
+        finally:
+            self.journal.unlock()
+
+    def _run(self) -> SearchSummary:
         final = self.journal.get("final")
         if final is None:
             self.reporter.start(self.config, len(self.known))
@@ -225,8 +316,8 @@ class Search:
             designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
             self._evaluate(executor, new[: self._evaluations_left()], designs=True)
-        idle = 0
-        while not self._budget_spent() and idle < IDLE_GENERATIONS:
+        self._promote_due(executor)  # a resume first finishes the promotions a kill interrupted
+        while not self._budget_spent() and self._idle_generations() < IDLE_GENERATIONS:
             candidates = self.strategy.ask()
             texts = [str(c.spec) for c in candidates]
             origins = {str(c.spec): c.origin for c in reversed(candidates)}  # the first asker of a spec
@@ -235,13 +326,30 @@ class Search:
             if any(t not in self.known for t in texts):
                 return  # the budget ended inside this generation: its state is not saved, nothing is told
             self.strategy.tell([self.known[t].score for t in texts])
-            self.journal.save_state(self.strategy.generation, self.strategy.state_dict())
+            # the promotions are decided now, from the generations told, and journaled with the state they follow:
+            # a resume does those not done yet, rather than decide again from more results
+            promotions = [[record.spec, rung] for record, rung in due(self.rungs, self.plan.top_rung)]
+            self.journal.save_state(self.strategy.generation, self.strategy.state_dict(), promotions_due=promotions)
             self.journal.put("search_seconds", self._elapsed())
-            for promotion in due(self.rungs, self.plan.top_rung):
-                if not self._seconds_left_positive():
-                    break
-                self._promote(executor, promotion)
-            idle = 0 if new else idle + 1
+            self._promote_due(executor)
+
+    def _promote_due(self, executor) -> None:
+        """The promotions decided after the last generation told that are not in the journal yet."""
+        for spec, rung in self.journal.get("promotions_due", []):
+            if spec in self.rungs.get(rung, {}):
+                continue
+            if not self._seconds_left_positive():
+                break
+            self._promote(executor, (self.rungs[rung - 1][spec], rung))
+
+    def _idle_generations(self) -> int:
+        """How many generations told in a row, up to the last, proposed nothing new: read from the records (rung 0,
+        by generation) so that a resumed search counts as the uninterrupted one did."""
+        fresh = {r.generation for r in self.known.values() if "design" not in (r.origin or {})}
+        idle = 0
+        while idle < self.strategy.generation and self.strategy.generation - 1 - idle not in fresh:
+            idle += 1
+        return idle
 
     def _evaluate(self, executor, candidates: list[tuple[str, dict]], designs: bool = False) -> None:
         """Score candidates at rung 0 (those too slow to try without training), journal each as it comes.
@@ -316,7 +424,12 @@ class Search:
             return InProcess(self.data, self.normalization, ThreadGovernor())
         import torch
 
-        torch.set_num_threads(self.threads or max(1, min(torch.get_num_threads(), available_cores())))
+        # journaled: a resume keeps the threads its run started with (unless given others), and so its last digits
+        journaled = self.journal.get("threads")
+        journaled = journaled if isinstance(journaled, int) and journaled >= 1 else None
+        threads = self.threads or journaled or max(1, min(torch.get_num_threads(), available_cores()))
+        self.journal.put("threads", threads)
+        torch.set_num_threads(threads)
         return InProcess(self.data, self.normalization)
 
     # -- budget --------------------------------------------------------------------------------------
@@ -426,7 +539,7 @@ class Search:
             final.normalization,
             metrics=metrics,
             data={"source": self.config.source, **asdict(self.config.data)},
-            training=asdict(final.config),
+            training=training_record(final.config, result),
         )
         trained.save(self.run_dir / BEST_DIR)
         summary = {
@@ -458,6 +571,14 @@ class Search:
         if wanted and wanted < epochs:
             return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
         return epochs, seconds
+
+
+def _check_validation_split(data: Dataset) -> None:
+    if len(data.val) == 0:
+        raise SwarmCNNError(
+            f"the validation split of '{data.source}' is empty, and the search scores every candidate on it; "
+            "give more data per class or a larger --val-fraction"
+        )
 
 
 def _one_epoch(data: Dataset, seconds_per_image: float) -> float:

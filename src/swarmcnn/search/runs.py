@@ -6,35 +6,41 @@ from pathlib import Path
 
 from swarmcnn.search.journal import EvaluationRecord, Journal, ranked
 from swarmcnn.search.ladder import best_of_top, by_rung
+from swarmcnn.search.loop import SearchConfig
+
+# what `runs show` reads of the final training's summary (see Search._final_training)
+FINAL_KEYS = frozenset(("best_spec", "best_rung", "best_val_accuracy", "test_accuracy", "final_epochs",
+                        "final_epochs_trained"))
 
 
 def describe_run(run_dir: str | Path, top: int = 10) -> dict:
     """The summary `swarmcnn runs show` prints (and gives as JSON)."""
     journal = Journal.open(Path(run_dir))
     try:
-        settings, final = journal.get("settings"), journal.get("final")
+        settings, final = SearchConfig.from_journal(journal), _final(journal)
         records, promotions = journal.evaluations(), journal.evaluations("promotions")
     finally:
         journal.close()
     ok = ranked(records)
-    best = best_of_top(by_rung([*records, *promotions]))
+    rungs = by_rung([*records, *promotions])
+    # the best is one record, the one the final training was chosen from (or would be now): every best_ field is its
+    best = rungs.get(final["best_rung"], {}).get(final["best_spec"]) if final else best_of_top(rungs)
     failures: dict[str, int] = {}
     for r in records:
         if not r.ok:
             failures[r.status] = failures.get(r.status, 0) + 1
-    best_spec = final["best_spec"] if final else best and best.spec
     return {
         "run_dir": str(run_dir),
-        "data": settings["source"],
-        "strategy": settings["strategy"],
-        "seed": settings["seed"],
+        "data": settings.source,
+        "strategy": settings.strategy,
+        "seed": settings.seed,
         "status": "finished" if final else "unfinished (continue with --resume)",
         "evaluations": len(records),
         "failures": failures,
-        "best_spec": best_spec,
+        "best_spec": final["best_spec"] if final else best and best.spec,
         "best_val_accuracy": final["best_val_accuracy"] if final else best and best.val_accuracy,
         "test_accuracy": final["test_accuracy"] if final else None,
-        "best_params": next((r.params for r in [*promotions, *records] if r.spec == best_spec), None),
+        "best_params": best and best.params,
         "candidates": candidate_counts(records),
         "final": final,
         "search_seconds": sum(r.seconds for r in [*records, *promotions]),
@@ -42,6 +48,19 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
         "promotions": [_row(r) for r in sorted(promotions, key=lambda r: (r.rung, r.score), reverse=True)],
         "pareto_front": [_row(r) for r in pareto_front(ok)],
     }
+
+
+def _final(journal: Journal) -> dict | None:
+    """The final training's summary, None before it; one edited by hand into something else is refused."""
+    final = journal.get("final")
+    if final is None:
+        return None
+    if not (isinstance(final, dict) and FINAL_KEYS <= final.keys()):
+        raise journal.damaged(f"its final result lacks some of {', '.join(sorted(FINAL_KEYS))}")
+    if not (isinstance(final["best_spec"], str) and isinstance(final["best_rung"], int)):
+        spec, rung = final["best_spec"], final["best_rung"]
+        raise journal.damaged(f"its final result names no spec at a rung: {spec!r} at {rung!r}")
+    return final
 
 
 def candidate_counts(records: list[EvaluationRecord]) -> dict[str, int]:

@@ -1,0 +1,77 @@
+"""What a trained network needs to classify stored inputs: the normalisation and batched scoring.
+
+Kept apart from the training loop, so that loading and using a model (checkpoint, export, the estimator's
+predict) imports no training code.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from swarmcnn.hardware import Hardware
+
+EVALUATION_BATCH = 512  # inputs per forward pass when evaluating: no gradients, so larger than a training batch
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel mean and standard deviation of the training split, in the stored units (0..255 for uint8)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> Normalization:
+        channels = x.transpose(0, 1).reshape(x.shape[1], -1)
+        mean, std = [], []
+        for values in channels:  # one channel at a time keeps the float copy small
+            values = values.double()
+            mean.append(values.mean().item())
+            std.append(max(values.std().item(), 1e-6))
+        return cls(tuple(mean), tuple(std))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std, as one fused multiply-add: x * (1 / std) + (-mean / std)."""
+        shift, scale = _affine(self.mean, self.std, x.device, x.dim())
+        return torch.addcmul(shift, x.float(), scale)
+
+
+@functools.lru_cache(maxsize=16)
+def _affine(mean: tuple, std: tuple, device: torch.device, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation as shift and scale tensors shaped to broadcast, made once per device: no host-to-GPU
+    copy per batch."""
+    shape = (1, -1) + (1,) * (dims - 2)
+    mean_t, std_t = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+    shift, scale = -mean_t / std_t, 1 / std_t
+    return shift.float().to(device).view(shape), scale.float().to(device).view(shape)
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    normalization: Normalization,
+    batch_size: int = EVALUATION_BATCH,
+    hardware: Hardware | None = None,
+    flip: bool = False,
+) -> torch.Tensor:
+    """Class scores for stored inputs (uint8 or float), in batches, in evaluation mode.
+
+    flip: the mean of the scores of each input and of its mirror image (test-time augmentation, for a network
+    trained with flips: it has learned both views of every picture). hardware: where and in what precision;
+    None: in fp32 where the model is.
+    """
+    hardware = hardware or Hardware(next(model.parameters()).device, "fp32", channels_last=False)
+    model.eval()
+
+    def scores(batch: torch.Tensor) -> torch.Tensor:
+        inputs = hardware.inputs(normalization(batch.to(hardware.device)))
+        with hardware.autocast():
+            return ((model(inputs) + model(inputs.flip(-1))) / 2 if flip else model(inputs)).float()
+
+    parts = [scores(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat(parts).float() if parts else torch.empty(0, model[-1].out_features)
