@@ -1,26 +1,26 @@
-"""Training images/s of swarmcnn's `fit` against a plain hand-written PyTorch loop, side by side.
+"""Training images/s of swarmcnn's `fit` against a plain hand-written PyTorch loop, in every precision and layout.
 
-What is measured, for two image networks (LeNet-5 style and a wider conv net with batch norm, 28x28 input)
-and one video network (the 3-D CNN of the video acceptance check, on built-in moving-digits: clips of
-8 frames of 16x16; "images/s" then counts clips):
+What is measured, for three image networks (LeNet-5 style, a wider conv net with batch norm, and the search's
+`vgg-small` design; 28x28 input: mnist-5k when present) and one video network (the 3-D CNN of the video
+acceptance check, on built-in moving-digits: clips of 8 frames of 16x16; "images/s" then counts clips):
 
-- plain: what a competent PyTorch user writes: the training split pre-normalised to float once,
-  `torch.randperm` per epoch, index slices, forward, `F.cross_entropy`, `zero_grad(set_to_none=True)`,
-  backward, AdamW step. Nothing else.
-- swarmcnn fit: `fit(...)` as users call it (no early stopping, no reporter), timed wall-clock around the
-  whole call: per-batch normalisation from uint8, the one-cycle schedule, label smoothing, loss/accuracy
-  bookkeeping and one validation pass at the end included.
-- swarmcnn training pass: the images/s `fit` itself records (`EpochStats.images_per_second`), i.e. the
-  same call without the validation pass.
+- plain fp32 / fp32+cl / bf16 / bf16+cl: what a competent PyTorch user writes: the training split
+  pre-normalised to float once and kept on the device, `torch.randperm` per epoch, index slices, forward,
+  `F.cross_entropy`, `zero_grad(set_to_none=True)`, backward, AdamW step (PyTorch's default implementation);
+  bf16: `torch.autocast` around forward and loss (fp32 weights); +cl: channels-last model and batches.
+- fit fp32 / fit bf16: `fit(...)` as users call it (no early stopping, no reporter) in that precision, with the
+  layout swarmcnn chooses, timed wall-clock around the whole call: per-batch normalisation from uint8, the
+  one-cycle schedule, label smoothing, loss/accuracy bookkeeping and one validation pass at the end included;
+  ", train pass" rows: the images/s `fit` itself records (`EpochStats.images_per_second`).
 
-Both sides get the same network (built from one spec by `build_seeded` with one seed), the same data,
-batch size, optimizer (AdamW with TrainConfig's default lr and weight decay) and thread count. Each
-side is warmed up with one short epoch, then the two run alternately (A B A B ...) `--repeats` times
-and the median is reported, so machine noise hits both alike. Achieved GFLOP/s counts training as
-3 x the forward FLOPs of `Spec.flops` per image and is set against a float32 `torch.mm` measured on
-the same threads.
+Every side gets the same network (built from one spec by `build_seeded` with one seed), the same data, batch
+size and thread count. Each side is warmed up with one short epoch, then the sides run in turn (A B C ...
+A B C ...) `--repeats` times and the median is reported, so machine noise hits all alike. Achieved GFLOP/s
+counts training as 3 x the forward FLOPs of `Spec.flops` per image and is set against a float32 `torch.mm`
+measured on the same threads (on a GPU, convolutions run in TF32 and can pass that figure).
 
-    python benchmarks/train_throughput.py [--epochs 2] [--repeats 3] [--threads N] [--quick] [--json]
+    python benchmarks/train_throughput.py [--epochs 2] [--repeats 3] [--threads N] [--device cpu|cuda]
+        [--networks lenet5 ...] [--images DIR] [--quick] [--json]
 """
 
 from __future__ import annotations

@@ -74,3 +74,35 @@ def test_weights_of_another_architecture_are_refused(trained, tmp_path):
     (tmp_path / "m" / MODEL_FILE).write_text(json.dumps(description))
     with pytest.raises(CheckpointError, match="cannot load weights"):
         load(tmp_path / "m")
+
+
+def test_loading_a_model_imports_no_training_or_data_code(trained, tmp_path):
+    import subprocess
+    import sys
+
+    trained.save(tmp_path / "m")
+    code = (
+        "import sys; from swarmcnn.checkpoint import load; load(sys.argv[1]).predict_proba(__import__('torch')"
+        ".zeros(2, 1, 8, 8)); print(sorted(m for m in sys.modules if m.split('.')[1:2] in (['train'], ['data'], "
+        "['search'], ['package']) and m.startswith('swarmcnn')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_model_as_bytes_comes_back_predicting_the_same_and_checked_as_a_directory_is(trained, digits):
+    from swarmcnn.checkpoint import from_bytes
+
+    description, weights = trained.to_bytes()
+    back = from_bytes(description, weights, "test model")
+    assert torch.equal(back.predict_proba(digits.test.x), trained.predict_proba(digits.test.x))
+    assert back.metrics == trained.metrics and back.normalization == trained.normalization
+    with pytest.raises(CheckpointError, match="cannot load the weights of test model"):
+        from_bytes(description, weights[:-10], "test model")
+    fewer = json.loads(description)
+    fewer["class_names"] = fewer["class_names"][:-1]
+    with pytest.raises(CheckpointError, match="test model.*do not match|test model.*parameters"):
+        from_bytes(json.dumps(fewer), weights, "test model")
+    with pytest.raises(CheckpointError, match="test model: its description is not valid JSON"):
+        from_bytes("{", weights, "test model")

@@ -57,7 +57,8 @@ def test_bf16_runs_on_any_cpu_through_autocast(digits):
     """Asked for explicitly, bf16 runs whatever the CPU (emulated where it has no bf16 units)."""
     model = build_seeded(parse("conv4x3 relu fc8"), digits.input_shape, len(digits.class_names), 0)
     hardware = Hardware(torch.device("cpu"), "bf16")
-    result = fit(model, digits, Normalization.of(digits.train.x), TrainConfig(epochs=1, precision="bf16"))
+    config = TrainConfig(epochs=1, precision="bf16", device="cpu")
+    result = fit(model, digits, Normalization.of(digits.train.x), config)
     assert result.ok
     with hardware.autocast():
         assert model(torch.zeros(2, *digits.input_shape)).dtype == torch.bfloat16

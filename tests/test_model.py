@@ -1,5 +1,7 @@
 """Spec -> torch module: inferred shapes, parameters and FLOPs agree with what PyTorch runs and counts."""
 
+import re
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -205,3 +207,35 @@ def test_state_dict_round_trips_through_torch_save_and_weights_only_load(tmp_pat
     x = torch.randn(2, *input_shape)
     with torch.no_grad():
         assert torch.equal(original.eval()(x), restored.eval()(x))
+
+
+@pytest.mark.parametrize(
+    ("arch", "input_shape"),
+    [("lenet5", (1, 28, 28)), ("vgg-small", (3, 4, 16, 16)), ("conv8x3 relu maxpool2 fc16 relu", (1, 8, 8))],
+)
+def test_create_model_builds_a_design_name_or_a_spec_seeded_into_a_plain_module(arch, input_shape):
+    import swarmcnn
+    from swarmcnn.designs import spec_of
+
+    first = swarmcnn.create_model(arch, input_shape, 7, seed=4)
+    again = swarmcnn.create_model(arch, input_shape, 7, seed=4)
+    assert isinstance(first, nn.Sequential)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert first(torch.zeros(2, *input_shape)).shape == (2, 7)
+    assert sum(p.numel() for p in first.parameters()) == spec_of(arch).num_params(input_shape, 7)
+
+
+@pytest.mark.parametrize(
+    ("arch", "input_shape", "message"),
+    [
+        ("lenet", (1, 28, 28), "did you mean 'lenet5'"),
+        ("conv8x3 rellu", (1, 8, 8), "did you mean 'relu'"),
+        ("lenet5", (28, 28), "input_shape must be (C, H, W) or (C, T, H, W)"),
+        ("lenet5", (1, 2, 2), "maxpool2"),
+    ],
+)
+def test_create_model_refuses_an_unknown_name_or_a_shape_that_does_not_fit(arch, input_shape, message):
+    import swarmcnn
+
+    with pytest.raises(SpecError, match=re.escape(message)):
+        swarmcnn.create_model(arch, input_shape, 10)

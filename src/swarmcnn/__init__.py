@@ -3,8 +3,12 @@
 Public API (imported lazily, so that `swarmcnn --help` answers without loading torch):
     parse, Spec                      the architecture spec and its text grammar
     load_data, DataConfig, Dataset   data sources -> in-memory train/val/test splits
+    from_arrays                      pictures or clips in memory (NumPy arrays) -> the same splits
+    create_model                     a design name ('lenet5', 'vgg-small') or spec text -> a torch.nn.Module
     TrainConfig, fit, evaluate       the training loop
+    train_model                      train a spec on a data set and package it as a TrainedModel
     TrainedModel, load               model directories (model.json + weights.safetensors)
+    SwarmCNNClassifier               a scikit-learn classifier of pictures and clips
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ _EXPORTS = {
     "load_data": "swarmcnn.data",
     "DataConfig": "swarmcnn.data",
     "Dataset": "swarmcnn.data",
+    "from_arrays": "swarmcnn.data",
+    "create_model": "swarmcnn.model",
+    "train_model": "swarmcnn.package",
     "TrainConfig": "swarmcnn.train",
     "fit": "swarmcnn.train",
     "evaluate": "swarmcnn.train",
     "TrainedModel": "swarmcnn.checkpoint",
     "load": "swarmcnn.checkpoint",
+    "SwarmCNNClassifier": "swarmcnn.estimator",
     "SwarmCNNError": "swarmcnn.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

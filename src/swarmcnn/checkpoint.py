@@ -73,6 +73,14 @@ class TrainedModel:
         replace_folder(Path(directory), write)
         return Path(directory)
 
+    def to_bytes(self) -> tuple[str, bytes]:
+        """model.json's text and weights.safetensors' bytes, for what keeps a model in memory (a pickled
+        scikit-learn estimator); `from_bytes` rebuilds it. No pickle of tensors or modules: loading runs no code."""
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        return strictjson.dumps(self._description(), indent=2) + "\n", save(state)
+
     def _description(self) -> dict:
         from swarmcnn import __version__
 
@@ -173,18 +181,64 @@ def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
     the network model.json describes before any tensor is allocated: a damaged or hostile model directory ends
     in a CheckpointError naming the directory and the field, never in a crash or a huge allocation.
     """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     directory = Path(directory)
     description = _read_description(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"model directory '{directory}' has no {WEIGHTS_FILE}")
-    spec = _checked_spec(directory, description)
-    class_names = _checked_class_names(directory, description)
-    input_shape = _checked_input_shape(directory, description, spec)
-    normalization = _checked_normalization(directory, description, input_shape[0])
-    others = {key: _checked_object(directory, description, key) for key in ("metrics", "data", "training")}
-    module = _load_module(directory, spec, input_shape, len(class_names), device)
-    _check_spec_text(directory, description, spec)
+
+    def shapes() -> dict[str, tuple[int, ...]]:
+        with safe_open(str(weights), framework="pt") as stored:
+            return {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+
+    stored = _Stored(f"weights '{weights}'", shapes, lambda: load_file(str(weights), device=str(device)))
+    return _rebuild(f"model directory '{directory}'", description, stored, device)
+
+
+def from_bytes(description: str, weights: bytes, origin: str = "model from bytes", device: str = "cpu") -> TrainedModel:
+    """Rebuild a model from `TrainedModel.to_bytes`, checked as `load` checks a model directory.
+
+    For what holds models in memory (a pickled scikit-learn estimator): JSON and safetensors, never pickle.
+    """
+    from safetensors.torch import load as load_weights
+
+    try:
+        values = json.loads(description)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, TypeError) as error:
+        raise CheckpointError(f"{origin}: its description is not valid JSON: {error}") from None
+    if not isinstance(values, dict) or values.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{origin}: its description is not a model description of format {FORMAT_VERSION}")
+    tensors: dict = {}
+
+    def shapes() -> dict[str, tuple[int, ...]]:  # the bytes are in memory already: reading them allocates no more
+        tensors.update(load_weights(bytes(weights)))
+        return {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+
+    stored = _Stored(f"the weights of {origin}", shapes, lambda: {k: v.to(device) for k, v in tensors.items()})
+    return _rebuild(origin, values, stored, device)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """Weights where they are kept: their names and shapes, read first, then the tensors."""
+
+    name: str  # for messages: "weights 'm/weights.safetensors'"
+    shapes: Callable[[], dict[str, tuple[int, ...]]]
+    tensors: Callable[[], dict[str, torch.Tensor]]
+
+
+def _rebuild(origin: str, description: dict, stored: _Stored, device: str) -> TrainedModel:
+    """The model a checked description and its weights make (origin: how messages name where they come from)."""
+    spec = _checked_spec(origin, description)
+    class_names = _checked_class_names(origin, description)
+    input_shape = _checked_input_shape(origin, description, spec)
+    normalization = _checked_normalization(origin, description, input_shape[0])
+    others = {key: _checked_object(origin, description, key) for key in ("metrics", "data", "training")}
+    module = _load_module(origin, stored, spec, input_shape, len(class_names), device)
+    _check_spec_text(origin, description, spec)
     return TrainedModel(module, spec, input_shape, class_names, normalization, **others)
 
 
@@ -208,61 +262,61 @@ def _read_description(directory: Path) -> dict:
     return description
 
 
-def _bad(directory: Path, key: str, problem: str) -> CheckpointError:
-    return CheckpointError(f"model directory '{directory}': field '{key}' of {MODEL_FILE} {problem}")
+def _bad(origin: str, key: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"{origin}: field '{key}' of {MODEL_FILE} {problem}")
 
 
-def _field(directory: Path, description: dict, key: str, label: str | None = None):
+def _field(origin: str, description: dict, key: str, label: str | None = None):
     if key not in description:
-        raise _bad(directory, label or key, "is missing")
+        raise _bad(origin, label or key, "is missing")
     return description[key]
 
 
-def _checked_spec(directory: Path, description: dict) -> Spec:
+def _checked_spec(origin: str, description: dict) -> Spec:
     """The network, from 'layers' (what the weights were saved for)."""
-    layers = _field(directory, description, "layers")
+    layers = _field(origin, description, "layers")
     try:
         return Spec.from_list(layers)
     except SpecError as error:
-        raise _bad(directory, "layers", f"is not a valid architecture: {error}") from None
+        raise _bad(origin, "layers", f"is not a valid architecture: {error}") from None
     except (TypeError, ValueError, KeyError, ArithmeticError):  # values of a type no layer takes
-        raise _bad(directory, "layers", f"is not a valid architecture: {layers!r:.120}") from None
+        raise _bad(origin, "layers", f"is not a valid architecture: {layers!r:.120}") from None
 
 
-def _check_spec_text(directory: Path, description: dict, spec: Spec) -> None:
+def _check_spec_text(origin: str, description: dict, spec: Spec) -> None:
     """The readable 'spec' beside 'layers', where present, must say the same: an edit of it would change nothing."""
     text = description.get("spec")
     if text is None:
         return
     if not isinstance(text, str):
-        raise _bad(directory, "spec", f"must be a text such as 'conv8x3 relu fc32', got {text!r:.80}")
+        raise _bad(origin, "spec", f"must be a text such as 'conv8x3 relu fc32', got {text!r:.80}")
     try:
         parsed = Spec.parse(text)
     except SpecError as error:
-        raise _bad(directory, "spec", f"is not a valid architecture: {error}") from None
+        raise _bad(origin, "spec", f"is not a valid architecture: {error}") from None
     if parsed != spec:
-        raise _bad(directory, "spec", f"'{text}' does not match field 'layers' ('{spec}')")
+        raise _bad(origin, "spec", f"'{text}' does not match field 'layers' ('{spec}')")
 
 
-def _checked_class_names(directory: Path, description: dict) -> tuple[str, ...]:
-    names = _field(directory, description, "class_names")
+def _checked_class_names(origin: str, description: dict) -> tuple[str, ...]:
+    names = _field(origin, description, "class_names")
     if not isinstance(names, list) or len(names) < 2 or not all(isinstance(name, str) for name in names):
-        raise _bad(directory, "class_names", f"must be a list of at least 2 class names (texts), got {names!r:.80}")
+        raise _bad(origin, "class_names", f"must be a list of at least 2 class names (texts), got {names!r:.80}")
     if len(set(names)) != len(names):
         twice = next(name for name in names if names.count(name) > 1)
-        raise _bad(directory, "class_names", f"names class '{twice}' twice")
+        raise _bad(origin, "class_names", f"names class '{twice}' twice")
     return tuple(names)
 
 
-def _checked_input_shape(directory: Path, description: dict, spec: Spec) -> tuple[int, ...]:
-    shape = _field(directory, description, "input_shape")
+def _checked_input_shape(origin: str, description: dict, spec: Spec) -> tuple[int, ...]:
+    shape = _field(origin, description, "input_shape")
     if not (
         isinstance(shape, list)
         and len(shape) in (3, 4)
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
     ):
         raise _bad(
-            directory,
+            origin,
             "input_shape",
             f"must be [channels, height, width] or [channels, frames, height, width], whole numbers >= 1, "
             f"got {shape!r:.80}",
@@ -270,7 +324,7 @@ def _checked_input_shape(directory: Path, description: dict, spec: Spec) -> tupl
     values = math.prod(shape)
     if values > MAX_INPUT_VALUES:
         raise _bad(
-            directory,
+            origin,
             "input_shape",
             f"{'×'.join(map(str, shape))} is {values:,} values per input, more than the {MAX_INPUT_VALUES:,} "
             "any model of swarmcnn takes",
@@ -278,58 +332,58 @@ def _checked_input_shape(directory: Path, description: dict, spec: Spec) -> tupl
     try:
         spec.shapes(tuple(shape))
     except SpecError as error:
-        raise _bad(directory, "input_shape", f"{shape} does not fit the network: {error}") from None
+        raise _bad(origin, "input_shape", f"{shape} does not fit the network: {error}") from None
     return tuple(shape)
 
 
-def _checked_normalization(directory: Path, description: dict, channels: int) -> Normalization:
+def _checked_normalization(origin: str, description: dict, channels: int) -> Normalization:
     """Mean and std per input channel, finite, std positive: anything else makes every prediction NaN."""
-    normalization = _field(directory, description, "normalization")
+    normalization = _field(origin, description, "normalization")
     if not isinstance(normalization, dict):
-        raise _bad(directory, "normalization", f"must be an object with 'mean' and 'std', got {normalization!r:.80}")
+        raise _bad(origin, "normalization", f"must be an object with 'mean' and 'std', got {normalization!r:.80}")
     values = {}
     for key in ("mean", "std"):
         where = f"normalization.{key}"
-        numbers = _field(directory, normalization, key, where)
+        numbers = _field(origin, normalization, key, where)
         if not isinstance(numbers, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
         ):
-            raise _bad(directory, where, f"must be a list of numbers, one per channel, got {numbers!r:.80}")
+            raise _bad(origin, where, f"must be a list of numbers, one per channel, got {numbers!r:.80}")
         if len(numbers) != channels:
-            raise _bad(directory, where, f"has {len(numbers)} values but input_shape has {channels} channel(s)")
+            raise _bad(origin, where, f"has {len(numbers)} values but input_shape has {channels} channel(s)")
         if not all(math.isfinite(v) for v in numbers):
-            raise _bad(directory, where, f"must be finite numbers, got {numbers}")
+            raise _bad(origin, where, f"must be finite numbers, got {numbers}")
         values[key] = tuple(float(v) for v in numbers)
     if min(values["std"]) <= 0:
-        raise _bad(directory, "normalization.std", f"must be positive, got {list(values['std'])}")
+        raise _bad(origin, "normalization.std", f"must be positive, got {list(values['std'])}")
     return Normalization(values["mean"], values["std"])
 
 
-def _checked_object(directory: Path, description: dict, key: str) -> dict:
+def _checked_object(origin: str, description: dict, key: str) -> dict:
     value = description.get(key, {})
     if not isinstance(value, dict):
-        raise _bad(directory, key, f"must be a JSON object, got {value!r:.80}")
+        raise _bad(origin, key, f"must be a JSON object, got {value!r:.80}")
     return value
 
 
-def _load_module(directory: Path, spec: Spec, input_shape: tuple[int, ...], classes: int, device: str) -> nn.Module:
+def _load_module(
+    origin: str, stored: _Stored, spec: Spec, input_shape: tuple[int, ...], classes: int, device: str
+) -> nn.Module:
     """The network with the stored weights, once their names and shapes agree with the description.
 
-    The weights' shapes are read from the file's header, the network's count of parameters computed from the
+    The weights' shapes are read first (from a file's header), the network's count of parameters computed from the
     description, and the network then built on PyTorch's meta device (shapes, no memory): a description that
     disagrees with the weights (an edited input_shape, one class more) is refused before anything is allocated.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError
 
-    weights = directory / WEIGHTS_FILE
+    weights = stored.name
     try:
-        with safe_open(str(weights), framework="pt") as stored:
-            found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+        found = stored.shapes()
         needed, held = spec.num_params(input_shape, classes), sum(math.prod(shape) for shape in found.values())
         if needed > held:
             raise CheckpointError(
-                f"cannot load weights '{weights}': layers, input_shape and class_names of {MODEL_FILE} make "
+                f"cannot load {weights}: layers, input_shape and class_names of {MODEL_FILE} make "
                 f"{needed:,} parameters, the weights hold {held:,} values"
             )
         with torch.device("meta"):
@@ -337,17 +391,17 @@ def _load_module(directory: Path, spec: Spec, input_shape: tuple[int, ...], clas
         expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
         if found != expected:
             raise CheckpointError(
-                f"cannot load weights '{weights}': they do not match {MODEL_FILE}: {_difference(expected, found)}"
+                f"cannot load {weights}: they do not match {MODEL_FILE}: {_difference(expected, found)}"
             )
-        tensors = load_file(str(weights), device=str(device))
+        tensors = stored.tensors()
     except SpecError as error:  # the network it describes is too large for this machine's memory
-        raise _bad(directory, "layers", f"describe a network that cannot be built here: {error}") from None
+        raise _bad(origin, "layers", f"describe a network that cannot be built here: {error}") from None
     except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot load weights '{weights}': {first_line[:200]}") from None
+        raise CheckpointError(f"cannot load {weights}: {first_line[:200]}") from None
     broken = next((n for n, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if broken is not None:
-        raise CheckpointError(f"weights '{weights}' hold values that are not finite (NaN or infinity) in '{broken}'")
+        raise CheckpointError(f"{weights} hold values that are not finite (NaN or infinity) in '{broken}'")
     module = module.to_empty(device=device)
     module.load_state_dict(tensors)
     return module.eval()

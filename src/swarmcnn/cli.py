@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   swarmcnn evaluate models/digits digits --split test
   swarmcnn predict models/digits picture.png --top 3
   swarmcnn explain models/digits --data digits --samples 8 --out why/
+  swarmcnn export models/digits --format onnx --out digits.onnx
 """
 
 ARCH_HELP = (
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain_parser(commands)
     _add_search_parser(commands)
     _add_runs_parser(commands)
+    _add_export_parser(commands)
     return parser
 
 
@@ -346,6 +348,37 @@ def _add_search_parser(commands) -> None:
     _add_runtime_options(search, f"{FREE_CORES} with --budget, else PyTorch's choice")
 
 
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write a model as one ONNX or TorchScript file that runs without swarmcnn",
+        description="Write a model directory as one file: ONNX (for onnxruntime, in any language; needs "
+        "pip install 'swarmcnn[onnx]') or TorchScript (for libtorch). The file takes stored pixel values, "
+        "(N, C, H, W) or for video (N, C, T, H, W), normalises them itself and returns class probabilities; "
+        "class names, input shape and spec are in its metadata. It is run again from disk on a few inputs of "
+        "the model's data source (random ones where that cannot be read) and refused, nothing written, when "
+        "it differs from PyTorch by more than 1e-4.",
+        epilog="examples:\n  swarmcnn export models/digits --format onnx --out digits.onnx\n"
+        "  swarmcnn export models/moving --format torchscript --out moving.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("model", metavar="MODEL_DIR", help="a model directory written by train or search")
+    export.add_argument(
+        "--format", choices=("onnx", "torchscript"), default="onnx", help="onnx (default) or torchscript"
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write, e.g. model.onnx")
+    export.add_argument(
+        "--input-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="the input's type: uint8 pixel values 0..255 (default, as image files hold them), or float32 in the "
+        "same units (for a model trained on float data, such as an .npz of floats)",
+    )
+    export.add_argument("--force", action="store_true", help="replace the file already at --out")
+    export.add_argument("--json", action="store_true", help="print one JSON object describing the file")
+    _add_threads_option(export)
+
+
 def _add_runs_parser(commands) -> None:
     runs = commands.add_parser(
         "runs", help="inspect search run directories", description="Inspect search run directories."
@@ -407,22 +440,13 @@ def _set_threads(threads: int | None) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from swarmcnn.checkpoint import MODEL_FILE, TrainedModel
+    from swarmcnn.checkpoint import MODEL_FILE
     from swarmcnn.data import DataConfig, load_data
     from swarmcnn.display import RichTrainReporter, stderr, stdout
     from swarmcnn.hardware import resolve
-    from swarmcnn.model import check_model_fits
+    from swarmcnn.package import check_trainable, train_model
     from swarmcnn.spec import Spec
-    from swarmcnn.train import (
-        EVALUATION_BATCH,
-        Normalization,
-        TrainConfig,
-        build_seeded,
-        default_batch_size,
-        evaluate,
-        fit,
-        training_record,
-    )
+    from swarmcnn.train import TrainConfig
 
     spec = Spec.parse(args.arch)  # a bad spec fails before any data is read
     resolve(args.device, args.precision)  # as does a device this machine lacks
@@ -434,50 +458,24 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(**_given(args, TrainConfig))
     data_config = DataConfig(**_given(args, DataConfig))
     data = load_data(args.data, data_config)
-    spec.shapes(data.input_shape)  # names the layer that does not fit this input
-    batch = config.batch_size or default_batch_size(len(data.train))
-    for size, training in ((batch, True), (EVALUATION_BATCH, False)):  # before torch allocates either
-        check_model_fits(spec, data.input_shape, len(data.class_names), size, training=training)
-    model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
-    normalization = Normalization.of(data.train.x)
+    check_trainable(spec, data, config)  # names the layer that does not fit this input, or the memory it lacks
     if not args.quiet:
         stderr.print(
             f"training [bold]{spec}[/] on {data.source}: {len(data.train)} train, {len(data.val)} val, "
             f"{len(data.test)} test, input {'×'.join(map(str, data.input_shape))}, "
             f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters"
         )
-    result = fit(model, data, normalization, config, reporter=None if args.quiet else RichTrainReporter())
+    reporter = None if args.quiet else RichTrainReporter()
+    trained, result, test = train_model(spec, data, config, reporter, data_config)
     kept = f"; the model in '{out}' is unchanged" if (out / MODEL_FILE).exists() else ""
     if not result.ok or not result.epochs:  # a diverged training never replaces a model
         raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved{kept}")
-    test = evaluate(model, data.test, normalization)
     if len(data.test) and not math.isfinite(test.loss):
         raise SwarmCNNError(f"training diverged: test loss {test.loss:.3g}; no model was saved{kept}")
     if result.not_learning:
         print(f"swarmcnn: warning: {not_learning_text(result.not_learning, result.chance_loss)}", file=sys.stderr)
-    validated = math.isfinite(result.best_val_loss)  # no validation split: no validation score, not 0
-    metrics = {
-        "status": result.status,
-        "reason": result.reason,
-        "epochs": len(result.epochs),
-        "val_accuracy": result.best_val_accuracy if validated else None,
-        "val_loss": result.best_val_loss if validated else None,
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "train_seconds": result.seconds,
-        **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
-    }
-    trained = TrainedModel(
-        model.cpu(),
-        spec,
-        data.input_shape,
-        data.class_names,
-        normalization,
-        metrics=metrics,
-        data={"source": args.data, **asdict(data_config)},
-        training=training_record(config, result),
-    )
     trained.save(out)
+    validated = math.isfinite(result.best_val_loss)  # no validation split: no validation score, not 0
     if not args.quiet:
         val = f"val accuracy {result.best_val_accuracy:.4f}" if validated else "no validation split"
         stdout.print(f"{result.status} ({result.reason}); {val}, test accuracy {test.accuracy:.4f}; saved to {out}")
@@ -767,6 +765,40 @@ def run_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from swarmcnn.checkpoint import load
+    from swarmcnn.export import check_format, check_inputs_for, export_model
+
+    check_format(args.format, args.input_dtype)  # an ONNX export without onnx installed fails before any work
+    out = _export_path(args.out, args.force)
+    trained = load(args.model)
+    inputs, where = check_inputs_for(trained)
+    exported = export_model(trained, args.format, out, inputs, where, args.input_dtype)
+    if args.json:
+        print(strictjson.dumps({**asdict(exported), "path": str(exported.path)}, indent=2))
+        return 0
+    shape = "×".join(["N", *map(str, exported.input_shape)])
+    kind = f"ONNX opset {exported.opset}" if exported.format == "onnx" else "TorchScript"
+    runner = "onnxruntime" if exported.format == "onnx" else "torch.jit.load"
+    print(
+        f"exported {args.model} to {out}: {kind}, input 'pixels' {exported.input_dtype} {shape} -> "
+        f"'probabilities' N×{exported.classes}; {runner} agrees with PyTorch within {exported.max_difference:.1e} "
+        f"on {exported.checked_on}"
+    )
+    return 0
+
+
+def _export_path(path: str, force: bool) -> Path:
+    """An --out file an export may write, checked before any work."""
+    out = Path(path)
+    if out.is_dir():
+        raise SwarmCNNError(f"--out '{out}' is a folder; give a file name such as model.onnx")
+    if out.exists() and not force:
+        raise SwarmCNNError(f"--out '{out}' already exists; pass --force to replace it, or choose a new name")
+    _check_writable(out)
+    return out
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
@@ -774,6 +806,7 @@ COMMANDS = {
     "explain": run_explain,
     "search": run_search,
     "runs": run_runs,
+    "export": run_export,
 }
 
 

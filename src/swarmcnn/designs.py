@@ -38,3 +38,19 @@ def fitting(input_shape: tuple[int, ...]) -> dict[str, Spec]:
             continue
         specs[name] = design(name)
     return specs
+
+
+def spec_of(arch: str | Spec) -> Spec:
+    """A spec from a design name ('lenet5', 'vgg-small') or spec text: wherever a user names a network."""
+    if isinstance(arch, Spec):
+        return arch
+    if not isinstance(arch, str):
+        raise SpecError(f"an architecture is a design name ({', '.join(DESIGNS)}) or a spec text, got {arch!r:.80}")
+    if arch.strip() in DESIGNS:
+        return design(arch.strip())
+    try:
+        return Spec.parse(arch)
+    except SpecError:
+        if len(arch.split()) == 1 and (hint := did_you_mean(arch.strip(), list(DESIGNS))):
+            raise SpecError(f"'{arch}' is neither a spec nor a design name{hint}") from None
+        raise

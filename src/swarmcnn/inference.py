@@ -36,8 +36,13 @@ class Normalization:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std, as one fused multiply-add: x * (1 / std) + (-mean / std)."""
-        shift, scale = _affine(self.mean, self.std, x.device, x.dim())
+        shift, scale = self.affine(x.dim(), x.device)
         return torch.addcmul(shift, x.float(), scale)
+
+    def affine(self, dims: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale), float32, shaped to broadcast over a batch of `dims` dimensions (shared: do not modify);
+        an exported model folds them into its graph, so that it computes exactly what this normalisation does."""
+        return _affine(self.mean, self.std, torch.device(device), dims)
 
 
 @functools.lru_cache(maxsize=16)

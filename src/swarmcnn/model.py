@@ -6,9 +6,12 @@ The result holds only torch.nn layers, so it runs, saves and exports without swa
 from __future__ import annotations
 
 import math
+import numbers
 
+import torch
 from torch import nn
 
+from swarmcnn.designs import spec_of
 from swarmcnn.errors import SpecError
 from swarmcnn.memory import check_fits
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_padding, pool_geometry
@@ -22,6 +25,26 @@ _POOL = {
     ("avg", 3): nn.AvgPool3d,
 }
 _LARGEST = 2**31 - 1  # torch unpacks sizes and strides as 64-bit integers, and some kernels index with 32
+
+
+def create_model(
+    arch: str | Spec, input_shape: tuple[int, ...], num_classes: int, seed: int = 0
+) -> nn.Sequential:
+    """The network for a design name ('lenet5', 'vgg-small'), spec text or Spec, seeded: one entry point from a
+    name to a plain module (as timm's create_model). The global random state is left as it was.
+
+    input_shape: (C, H, W) for pictures, (C, T, H, W) for video clips.
+    """
+    spec = spec_of(arch)
+    shape = tuple(input_shape)
+    if len(shape) not in (3, 4) or not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape
+    ):
+        raise SpecError(f"input_shape must be (C, H, W) or (C, T, H, W), whole numbers >= 1, got {input_shape!r}")
+    shape = tuple(int(n) for n in shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(spec, shape, num_classes)
 
 
 def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:

@@ -182,9 +182,9 @@ def training_record(config: TrainConfig, result: TrainResult) -> dict:
 
 def build_seeded(spec, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     """Build with a fixed initialisation, leaving the global random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return spec.build(input_shape, num_classes)
+    from swarmcnn.model import create_model
+
+    return create_model(spec, input_shape, num_classes, seed)
 
 
 # A training loss within this share of the chance level for two epochs in a row once the warm-up is over: the
@@ -503,6 +503,9 @@ def _trained_per_epoch(n: int, batch_size: int) -> int:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """AdamW, or SGD with Nesterov momentum, in PyTorch's fused form: one kernel for the whole update
+    instead of a few per parameter tensor (benchmarks/train_throughput.py: what lets fit beat a plain loop
+    with the default optimizer, most on a GPU, where small networks wait on kernel launches)."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
@@ -510,5 +513,6 @@ def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.
             momentum=config.momentum,
             weight_decay=config.weight_decay / 10,
             nesterov=True,
+            fused=True,
         )
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, fused=True)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,16 @@ from swarmcnn.memory import check_fits
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BUILTIN", "DataConfig", "Dataset", "Split", "check_regular_file", "load_data", "load_image_file"]
+__all__ = [
+    "BUILTIN",
+    "DataConfig",
+    "Dataset",
+    "Split",
+    "check_regular_file",
+    "from_arrays",
+    "load_data",
+    "load_image_file",
+]
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,63 @@ def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
     """Read a built-in set, an IDX folder, an image or video folder (split into train/ and test/ folders or
     not) or an .npz file, and split it as config says; a source's own test and validation parts are kept."""
     source = str(source)
-    parts = _read(source, config)
+    return _dataset(_read(source, config), config, source)
+
+
+def from_arrays(
+    x,
+    y,
+    *,
+    class_names: Sequence[str] | None = None,
+    layout: str | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    source: str = "arrays",
+) -> Dataset:
+    """A data set from pictures or clips in memory (NumPy arrays or anything np.asarray takes), split as
+    load_data splits a source.
+
+    x is read as an .npz file's field 'x' is (layout: one of npz.LAYOUTS where its shape is ambiguous) and
+    refused alike. y: integer labels (indices into class_names where given), or class names themselves.
+    source: what the data set, and a model trained on it, name as its origin.
+    """
+    from swarmcnn.data import npz
+
+    config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, split_seed=seed)
+    origin = npz.Origin("the arrays", file=False)
+    x, y = _as_array(x, "x"), _as_array(y, "y")
+    if y.dtype.kind == "O":  # a list of names, or of numbers, as the array of its own kind
+        y = _as_array(y.tolist(), "y")
+    if y.dtype.kind in "US" and y.ndim == 1:  # labels given by name
+        y, class_names = _label_indices(y, class_names)
+    check_fits(npz.bytes_needed("x", x.shape, x.dtype) - x.nbytes, f"arrays x of shape {x.shape}", DataError)
+    classes = None if class_names is None else np.asarray(list(class_names))
+    layout_given = None if layout is None else np.asarray(npz.resolve_layout(origin, layout, x.shape))
+    parts = Parts(npz.checked_arrays(origin, x, y, classes, layout_given))
+    return _dataset(parts, config, source)
+
+
+def _as_array(values, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as error:  # ragged lists
+        raise DataError(f"array {name} cannot be read as one array: {error}") from None
+
+
+def _label_indices(y: np.ndarray, class_names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels given by name: indices into class_names where given, else into the sorted distinct names."""
+    labels = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    names = tuple(sorted(set(labels))) if class_names is None else tuple(str(n) for n in class_names)
+    index = {name: i for i, name in enumerate(names)}
+    unknown = next((label for label in labels if label not in index), None)
+    if unknown is not None:
+        raise DataError(f"array y holds label '{unknown}', which is not one of class_names {list(names)}")
+    return np.array([index[label] for label in labels], dtype=np.int64), names
+
+
+def _dataset(parts: Parts, config: DataConfig, source: str) -> Dataset:
+    """A source's labelled parts, cut to per_class, resized and split as config says."""
     pool = parts.pool if config.per_class is None else first_per_class(parts.pool, config.per_class)
     _check_two_classes(pool, source)
     own_test, own_val = parts.test, parts.val

@@ -1,5 +1,8 @@
 """NumPy .npz files with arrays x (pictures or clips), y (integer labels), optionally classes (names) and layout.
 
+Arrays given in memory (`swarmcnn.from_arrays`, the scikit-learn estimator) are checked and converted by the
+same code (`checked_arrays`), so that both are read, and refused, alike.
+
 How x is read (N samples, C channels, T frames):
     layout given (one of LAYOUTS, a string saved as np.savez(..., layout="NCHW")): as it says
     3-D: gray pictures (N, H, W)
@@ -27,6 +30,7 @@ import math
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,20 +59,51 @@ _CORRUPT = (
 )
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where x and y come from, as messages name them: the fields of an npz file, or the arrays given to
+    `swarmcnn.from_arrays`, which the same code checks, so that both are refused alike."""
+
+    whole: str  # "npz file 'd.npz'" or "the arrays"
+    file: bool = True  # fields of a file (field 'x', fixed by saving it again) or arguments (array x, passed)
+
+    def key(self, name: str) -> str:
+        """A field without its source: field 'x', or array x."""
+        return f"field '{name}'" if self.file else _ARGUMENTS[name]
+
+    def field(self, name: str) -> str:
+        """A field with its source, as a message begins: npz file 'd.npz' field 'x', or array x."""
+        return f"{self.whole} {self.key(name)}" if self.file else self.key(name)
+
+    def fix(self, in_file: str, in_arguments: str) -> str:
+        return in_file if self.file else in_arguments
+
+
+_ARGUMENTS = {"x": "array x", "y": "array y", "classes": "class_names", "layout": "layout"}
+
+
 def load_npz(path: Path) -> Arrays:
     """x as (N, C, H, W) or (N, C, T, H, W): uint8 when the values fit 0..255 as integers, float32 otherwise."""
     fields = _read_fields(path)
-    x = fields["x"]
-    layout = _layout(path, fields.get("layout"), x.shape)
-    y = _labels(path, fields["y"])
+    return checked_arrays(Origin(f"npz file '{path}'"), fields["x"], fields["y"], fields.get("classes"),
+                          fields.get("layout"))
+
+
+def checked_arrays(
+    origin: Origin, x: np.ndarray, y: np.ndarray, classes: np.ndarray | None = None, layout: np.ndarray | None = None
+) -> Arrays:
+    """Labelled samples checked and converted as the module docstring says, wherever they come from."""
+    layout = _layout(origin, layout, x.shape)
+    y = _labels(origin, y)
     if len(x) != len(y):
-        raise DataError(f"npz file '{path}': field 'x' has {len(x)} samples but field 'y' has {len(y)} labels")
+        where = f"{origin.whole}: " if origin.file else ""
+        raise DataError(f"{where}{origin.key('x')} has {len(x)} samples but {origin.key('y')} has {len(y)} labels")
     if len(x) == 0:
-        raise DataError(f"npz file '{path}' holds no samples (fields 'x' and 'y' are empty)")
-    if 0 in x.shape:
-        raise DataError(f"npz file '{path}' field 'x' has shape {x.shape}: its pictures hold no pixels")
-    y, names = _classes(path, y, fields.get("classes"))
-    return Arrays(_pictures(path, x, layout), y, names)
+        empty = "fields 'x' and 'y' are" if origin.file else "arrays x and y are"
+        raise DataError(f"{origin.whole} {'holds' if origin.file else 'hold'} no samples ({empty} empty)")
+    _check_pixels(origin, x)
+    y, names = _classes(origin, y, classes)
+    return Arrays(pictures(origin, x, layout), y, names)
 
 
 def _read_fields(path: Path) -> dict[str, np.ndarray]:
@@ -105,7 +140,7 @@ def _field(path: Path, archive: zipfile.ZipFile, name: str, member: str) -> np.n
                 "save it as a plain array"
             )
         what = f"npz file '{path}' field '{name}' of shape {shape} and dtype {dtype}"
-        check_fits(_bytes_needed(name, shape, dtype), what, DataError)
+        check_fits(bytes_needed(name, shape, dtype), what, DataError)
         with archive.open(member) as stream:
             return np.lib.format.read_array(stream, allow_pickle=False)
     except _CORRUPT as error:
@@ -120,7 +155,7 @@ def _header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _bytes_needed(name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
+def bytes_needed(name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
     """The array, and for x and y what is made of them: the converted copy, and a copy per split."""
     count = math.prod(shape)
     if name == "x":
@@ -134,28 +169,28 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _layout(path: Path, given: np.ndarray | None, shape: tuple[int, ...]) -> str:
+def _layout(origin: Origin, given: np.ndarray | None, shape: tuple[int, ...]) -> str:
     """The layout of x: as field 'layout' says, else implied by its shape (see the module docstring)."""
     if given is None:
-        return _implied_layout(path, shape)
+        return _implied_layout(origin, shape)
     text = given.item() if given.ndim == 0 and given.dtype.kind in "US" else None
     text = text.decode(errors="replace") if isinstance(text, bytes) else text
     if text not in LAYOUTS:
         shown = repr(text) if text is not None else f"an array of shape {given.shape} and dtype {given.dtype}"
-        raise DataError(f"npz file '{path}' field 'layout' is {shown}; expected one of {', '.join(LAYOUTS)}")
+        raise DataError(f"{origin.field('layout')} is {shown}; expected one of {', '.join(LAYOUTS)}")
     if len(text) != len(shape):
-        raise DataError(f"npz file '{path}' field 'layout' is '{text}' but field 'x' has shape {shape}")
+        raise DataError(f"{origin.field('layout')} is '{text}' but {origin.key('x')} has shape {shape}")
     return text
 
 
-def _implied_layout(path: Path, shape: tuple[int, ...]) -> str:
+def _implied_layout(origin: Origin, shape: tuple[int, ...]) -> str:
     if len(shape) == 3:
         return "NHW"
     if len(shape) == 5:
         return "NTHWC"
     if len(shape) != 4:
         raise DataError(
-            f"npz file '{path}' field 'x' has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1, 3 or 4, "
+            f"{origin.field('x')} has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1, 3 or 4, "
             "(N, T, H, W) or (N, T, H, W, C)"
         )
     if shape[3] in CHANNELS:
@@ -163,33 +198,49 @@ def _implied_layout(path: Path, shape: tuple[int, ...]) -> str:
     if shape[1] == 1:  # a clip of one frame is a picture
         return "NCHW"
     if shape[1] in CHANNELS:
+        how = origin.fix("a field 'layout': np.savez(..., layout='NCHW') or layout='NTHW'", "layout='NCHW' or 'NTHW'")
         raise DataError(
-            f"npz file '{path}' field 'x' of shape {shape} is ambiguous: pictures with {shape[1]} channels first "
-            f"(N, C, H, W) or gray clips of {shape[1]} frames (N, T, H, W)? Say which with a field 'layout': "
-            "np.savez(..., layout='NCHW') or layout='NTHW'"
+            f"{origin.field('x')} of shape {shape} is ambiguous: pictures with {shape[1]} channels first "
+            f"(N, C, H, W) or gray clips of {shape[1]} frames (N, T, H, W)? Say which with {how}"
         )
     return "NTHW"
 
 
-def _pictures(path: Path, x: np.ndarray, layout: str) -> np.ndarray:
+def resolve_layout(origin: Origin, given: str | None, shape: tuple[int, ...]) -> str:
+    """The layout of samples of this shape: as given, else implied by it (see the module docstring)."""
+    if given is not None and not isinstance(given, str):
+        raise DataError(f"layout must be None or one of {', '.join(LAYOUTS)}, got {given!r:.80}")
+    return _layout(origin, None if given is None else np.asarray(given), shape)
+
+
+def _check_pixels(origin: Origin, x: np.ndarray) -> None:
+    if 0 in x.shape[1:]:
+        raise DataError(f"{origin.field('x')} has shape {x.shape}: its pictures hold no pixels")
+
+
+def pictures(origin: Origin, x: np.ndarray, layout: str) -> np.ndarray:
     """x in the given layout as channels-first (N, C, H, W) or (N, C, T, H, W), in the narrowest faithful dtype."""
     if x.dtype.kind not in "iuf":
+        fix = origin.fix(" (save x.astype(np.uint8) * 255)", " (pass x.astype(np.uint8) * 255)")
         raise DataError(
-            f"npz file '{path}' field 'x' has dtype {x.dtype}; expected integers or floats"
-            + (" (save x.astype(np.uint8) * 255)" if x.dtype.kind == "b" else "")
+            f"{origin.field('x')} has dtype {x.dtype}; expected integers or floats"
+            + (fix if x.dtype.kind == "b" else "")
         )
+    _check_pixels(origin, x)
     if "C" in layout:
         axis = layout.index("C")
         if x.shape[axis] not in CHANNELS:
             first = layout == "NTHWC" and x.shape[1] in CHANNELS
-            hint = "; for channels first save it with layout='NCTHW'" if first else ""
+            hint = "; for channels first " + origin.fix("save it with", "pass") + " layout='NCTHW'" if first else ""
             raise DataError(
-                f"npz file '{path}' field 'x' has shape {x.shape}, read as {layout}: C must be 1, 3 or 4, "
+                f"{origin.field('x')} has shape {x.shape}, read as {layout}: C must be 1, 3 or 4, "
                 f"got {x.shape[axis]}{hint}"
             )
         x = np.moveaxis(x, axis, 1)[:, :3]  # RGBA loses its alpha channel (see the module docstring)
     else:
         x = x[:, None]
+    if len(x) == 0:  # nothing to check: the dtype of an empty batch to predict does not matter
+        return np.zeros(x.shape, dtype=np.uint8)
     if x.dtype.kind in "iu":
         in_byte_range = x.min() >= 0 and x.max() <= 255
         # integers beyond a byte (16-bit pictures) keep their values as float32 rather than being clipped
@@ -197,45 +248,44 @@ def _pictures(path: Path, x: np.ndarray, layout: str) -> np.ndarray:
     finite = np.isfinite(x)
     if not finite.all():
         first = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0])
-        raise DataError(f"npz file '{path}' field 'x' holds NaN or infinite values (first in sample {first})")
+        raise DataError(f"{origin.field('x')} holds NaN or infinite values (first in sample {first})")
     largest = max(float(x.max()), -float(x.min()))
     if largest > float(np.finfo(np.float32).max):
-        raise DataError(f"npz file '{path}' field 'x' holds values beyond float32's range (up to {largest:.3g})")
+        raise DataError(f"{origin.field('x')} holds values beyond float32's range (up to {largest:.3g})")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _labels(path: Path, y: np.ndarray) -> np.ndarray:
+def _labels(origin: Origin, y: np.ndarray) -> np.ndarray:
     if y.ndim != 1:
-        raise DataError(f"npz file '{path}' field 'y' has shape {y.shape}; expected one label per sample, (N,)")
+        raise DataError(f"{origin.field('y')} has shape {y.shape}; expected one label per sample, (N,)")
     if y.dtype.kind not in "iu":
-        raise DataError(
-            f"npz file '{path}' field 'y' has dtype {y.dtype}; labels must be integers 0..K-1 (save y.astype(int))"
-        )
+        fix = origin.fix("save y.astype(int)", "pass y.astype(int), or class names as y")
+        raise DataError(f"{origin.field('y')} has dtype {y.dtype}; labels must be integers 0..K-1 ({fix})")
     if y.dtype == np.uint64 and y.size and y.max() > np.iinfo(np.int64).max:
-        raise DataError(f"npz file '{path}' field 'y': labels out of range: found {int(y.max())}")
+        raise DataError(f"{origin.field('y')}: labels out of range: found {int(y.max())}")
     return y.astype(np.int64)
 
 
-def _classes(path: Path, y: np.ndarray, classes: np.ndarray | None) -> tuple[np.ndarray, tuple[str, ...]]:
+def _classes(origin: Origin, y: np.ndarray, classes: np.ndarray | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Labels as indices 0..K-1 and the K class names (see the module docstring)."""
-    names = None if classes is None else _class_names(path, classes)
+    names = None if classes is None else _class_names(origin, classes)
     if y.min() < 0 or (names is not None and y.max() >= len(names)):
         bad = int(y.min()) if y.min() < 0 else int(y.max())
-        expected = "0 or more" if names is None else f"0..{len(names) - 1} (one per name in field 'classes')"
-        raise DataError(f"npz file '{path}' field 'y': labels out of range: found {bad}, expected {expected}")
+        expected = "0 or more" if names is None else f"0..{len(names) - 1} (one per name in {origin.key('classes')})"
+        raise DataError(f"{origin.field('y')}: labels out of range: found {bad}, expected {expected}")
     if names is not None:
         return y, names
     values, indices = np.unique(y, return_inverse=True)
     return indices.reshape(-1).astype(np.int64), tuple(str(value) for value in values.tolist())
 
 
-def _class_names(path: Path, classes: np.ndarray) -> tuple[str, ...]:
+def _class_names(origin: Origin, classes: np.ndarray) -> tuple[str, ...]:
     if classes.ndim != 1:
-        raise DataError(f"npz file '{path}' field 'classes' has shape {classes.shape}; expected a list of names")
+        raise DataError(f"{origin.field('classes')} has shape {classes.shape}; expected a list of names")
     names = tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in classes.tolist())
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise DataError(f"npz file '{path}' field 'classes' names '{name}' more than once")
+            raise DataError(f"{origin.field('classes')} names '{name}' more than once")
         seen.add(name)
     return names

@@ -9,30 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 
-from swarmcnn.data import Dataset, Split
+from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.data import DataConfig, Dataset, Split
+from swarmcnn.package import train_model
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.spec import Spec
-from swarmcnn.train import (
-    Evaluation,
-    Normalization,
-    TrainConfig,
-    TrainReporter,
-    TrainResult,
-    build_seeded,
-    evaluate,
-    fit,
-)
+from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult
 
 
 @dataclass
 class FinalModel:
-    """The trained network with what it needs to be saved, and how training and the test went."""
+    """The packaged model, and how training and the test went."""
 
-    model: nn.Module
+    trained: TrainedModel
     data: Dataset  # train+val as its training split
-    normalization: Normalization
     config: TrainConfig
     result: TrainResult
     test: Evaluation
@@ -69,10 +60,14 @@ def final_config(
     )
 
 
-def train_final(spec: Spec, data: Dataset, config: TrainConfig, reporter: TrainReporter | None = None) -> FinalModel:
-    """Train spec on train+val as config says, then test it once."""
+def train_final(
+    spec: Spec,
+    data: Dataset,
+    config: TrainConfig,
+    reporter: TrainReporter | None = None,
+    data_config: DataConfig | None = None,
+) -> FinalModel:
+    """Train spec on train+val as config says, then test it once (data_config: the split settings it records)."""
     whole = train_plus_val(data)
-    normalization = Normalization.of(whole.train.x)
-    model = build_seeded(spec, whole.input_shape, len(whole.class_names), config.seed)
-    result = fit(model, whole, normalization, config, reporter=reporter)
-    return FinalModel(model, whole, normalization, config, result, evaluate(model, whole.test, normalization))
+    trained, result, test = train_model(spec, whole, config, reporter, data_config)
+    return FinalModel(trained, whole, config, result, test)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import fitting
@@ -51,7 +50,7 @@ from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, TrainConfig, TrainReporter, training_record
+from swarmcnn.train import Normalization, TrainConfig, TrainReporter
 
 DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count
 DEFAULT_FINAL_EPOCHS = 30  # without a budget; with one, the epochs follow from the time left
@@ -517,31 +516,12 @@ class Search:
         epochs, max_seconds = self._final_plan(spec)
         reporter = self.reporter.final_training(best.spec, epochs, max_seconds)
         planned = epochs if max_seconds is None else final_schedule_epochs(epochs)
-        final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter)
+        final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter, self.config.data)
         result = final.result
         epochs_trained = round(result.images / max(len(final.data.train), 1), 2)
-        metrics = {
-            "status": result.status,
-            "reason": result.reason,
-            "epochs": len(result.epochs),
-            "val_accuracy": best.val_accuracy,
-            "test_accuracy": final.test.accuracy,
-            "test_loss": final.test.loss,
-            "train_seconds": result.seconds,
-            "search_evaluations": len(self.known),
-            **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
-        }
-        trained = TrainedModel(
-            final.model.cpu(),
-            spec,
-            final.data.input_shape,
-            final.data.class_names,
-            final.normalization,
-            metrics=metrics,
-            data={"source": self.config.source, **asdict(self.config.data)},
-            training=training_record(final.config, result),
-        )
-        trained.save(self.run_dir / BEST_DIR)
+        # the final training has no validation split (train+val): the spec's validation score is the search's
+        final.trained.metrics.update(val_accuracy=best.val_accuracy, search_evaluations=len(self.known))
+        final.trained.save(self.run_dir / BEST_DIR)
         summary = {
             "best_spec": best.spec,
             "best_val_accuracy": best.val_accuracy,

@@ -1,0 +1,89 @@
+"""Train a spec on a data set and package the result as a model: the one path `swarmcnn train`, the search's final
+training and the scikit-learn estimator share, so that a model's metrics and records mean the same wherever it
+was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+
+from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.data import DataConfig, Dataset
+from swarmcnn.designs import spec_of
+from swarmcnn.model import check_model_fits
+from swarmcnn.spec import Spec
+from swarmcnn.train import (
+    EVALUATION_BATCH,
+    Evaluation,
+    Normalization,
+    TrainConfig,
+    TrainReporter,
+    TrainResult,
+    build_seeded,
+    default_batch_size,
+    evaluate,
+    fit,
+    training_record,
+)
+
+
+def check_trainable(spec: Spec, data: Dataset, config: TrainConfig) -> None:
+    """Refuse, before torch allocates, a spec that does not fit the inputs (naming the layer) or the memory
+    (a training batch, and an evaluation batch)."""
+    spec.shapes(data.input_shape)
+    batch = config.batch_size or default_batch_size(len(data.train))
+    for size, training in ((batch, True), (EVALUATION_BATCH, False)):
+        check_model_fits(spec, data.input_shape, len(data.class_names), size, training=training)
+
+
+def train_model(
+    spec: Spec | str,
+    data: Dataset,
+    config: TrainConfig,
+    reporter: TrainReporter | None = None,
+    data_config: DataConfig | None = None,
+) -> tuple[TrainedModel, TrainResult, Evaluation]:
+    """Train spec (a Spec, spec text or design name) on data's training split, seeded, test it once on the test
+    split, and package it.
+
+    The model is returned whatever the training's status: whether a diverged or silent training may be saved is
+    the caller's decision (`train` refuses it; the search journals it). data_config: the split settings the
+    model records beside data.source, so that `evaluate` rebuilds the same splits.
+    """
+    spec = spec_of(spec)
+    check_trainable(spec, data, config)
+    model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
+    normalization = Normalization.of(data.train.x)
+    result = fit(model, data, normalization, config, reporter=reporter)
+    test = evaluate(model, data.test, normalization)
+    settings = asdict(data_config) if data_config is not None else {}
+    trained = TrainedModel(
+        model.to("cpu", memory_format=torch.contiguous_format),  # as `load` gives it back: the same last digits
+        spec,
+        data.input_shape,
+        data.class_names,
+        normalization,
+        metrics=metrics(result, test, tested=len(data.test) > 0),
+        data={"source": data.source, **settings},
+        training=training_record(config, result),
+    )
+    return trained, result, test
+
+
+def metrics(result: TrainResult, test: Evaluation, tested: bool = True) -> dict:
+    """What model.json records of a training: scores missing for want of a split are None (JSON null), not 0."""
+    validated = math.isfinite(result.best_val_loss)
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "epochs": len(result.epochs),
+        "val_accuracy": result.best_val_accuracy if validated else None,
+        "val_loss": result.best_val_loss if validated else None,
+        "test_accuracy": test.accuracy if tested else None,
+        "test_loss": test.loss if tested else None,
+        "train_seconds": result.seconds,
+        **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
+    }
