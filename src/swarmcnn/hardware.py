@@ -45,7 +45,8 @@ class Hardware:
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """A batch on the device in channels-last layout (NHWC / NDHWC): what oneDNN and cuDNN run fastest.
 
-        Measured (benchmarks/train_throughput.py): 1.2x on a CPU for 2-D nets in fp32, more with bf16.
+        Measured (benchmarks/train_throughput.py): 0.92-1.04x on a 2-core CPU and 1.01-1.10x on an H200 against
+        the default layout, for the four benchmark nets: never slower outside the noise, so always on.
         """
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=self.memory_format(x.dim()))
@@ -104,8 +105,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
     """`fp32`, `bf16`, or `auto`: bf16 where it trains our networks faster, fp32 elsewhere.
 
     Measured (benchmarks/train_throughput.py, batch 64, the four benchmark nets): on a 2-core AVX512-BF16 CPU bf16
-    autocast trains 1.5-2x faster than fp32; on an H200 it trains them 0.66-0.79x as fast, because networks this
-    small leave a GPU waiting on kernel launches and autocast adds cast kernels. So `auto` takes bf16 on CPUs with
+    autocast trains 1.1-1.7x as fast as fp32 at the same accuracy (benchmarks/train_recipe.py); on an H200 a
+    plain loop trains them 0.79-0.89x as fast in bf16, because networks this small leave a GPU waiting on
+    kernel launches and autocast adds cast kernels. So `auto` takes bf16 on CPUs with
     bf16 units only. bf16 asked for on a device without bf16 units still runs (autocast emulates it), slower.
     """
     text = str(name).strip().lower()
