@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from swarmcnn.cores import available_cores
-from swarmcnn.data import DataConfig, load_data
+from swarmcnn.data import load_data
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.search.space import SearchSpace
@@ -43,7 +43,8 @@ def time_in_process(source: str, specs: list, config: EvaluationConfig, threads:
 
 def time_workers(source: str, specs: list, config: EvaluationConfig, workers: int) -> float:
     started = time.perf_counter()
-    executor = WorkerProcesses(workers, source, DataConfig())
+    data = load_data(source)  # loaded here and sent to the workers, as the search does
+    executor = WorkerProcesses(workers, data, Normalization.of(data.train.x))
     try:
         records = [record for _, record in executor.map([(spec, config) for spec in specs])]
     finally:

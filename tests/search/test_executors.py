@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from swarmcnn.data import DataConfig
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess, WorkerProcesses
 from swarmcnn.spec import Spec
@@ -22,8 +21,8 @@ def test_in_process_starts_no_candidate_after_cancel(digits):
     assert [i for i, _ in executor.map(JOBS[:2])] == [0, 1]  # a new map starts afresh
 
 
-def test_worker_processes_cancel_what_has_not_started_and_yield_what_has():
-    executor = WorkerProcesses(1, "digits", DataConfig())
+def test_worker_processes_cancel_what_has_not_started_and_yield_what_has(digits):
+    executor = WorkerProcesses(1, digits, Normalization.of(digits.train.x))
     try:
         results = []
         for index, record in executor.map(JOBS):

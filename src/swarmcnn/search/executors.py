@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from swarmcnn.cores import ThreadGovernor, available_cores
-from swarmcnn.data import DataConfig, Dataset, load_data
+from swarmcnn.data import Dataset
 from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
@@ -56,11 +56,15 @@ class InProcess:
 
 
 class WorkerProcesses:
-    """N processes, each loading the data once; results come back as they finish."""
+    """N processes that receive the data set itself once, as they start; results come back as they finish.
 
-    def __init__(self, workers: int, source: str, data_config: DataConfig) -> None:
+    The tensors travel through PyTorch's shared-memory pickling (torch.multiprocessing), not as a path to load
+    again: a worker trains on exactly the data the search fingerprinted, even if the files change meanwhile.
+    """
+
+    def __init__(self, workers: int, data: Dataset, normalization: Normalization) -> None:
         self.workers = workers
-        self.initargs = (source, data_config, max(1, available_cores() // workers), os.getpid())
+        self.initargs = (data, normalization, max(1, available_cores() // workers), os.getpid())
         self.pool = self._start_pool()
         self.futures: dict = {}  # of the current map, to cancel those not started yet
 
@@ -122,13 +126,12 @@ class WorkerProcesses:
 _worker: dict = {}  # per worker process: the data and its normalisation
 
 
-def _start_worker(source: str, data_config: DataConfig, threads: int, parent: int) -> None:
+def _start_worker(data: Dataset, normalization: Normalization, threads: int, parent: int) -> None:
     import torch
 
     _die_with(parent)
     torch.set_num_threads(threads)
-    data = load_data(source, data_config)
-    _worker.update(data=data, normalization=Normalization.of(data.train.x), name=f"pid{os.getpid()}")
+    _worker.update(data=data, normalization=normalization, name=f"pid{os.getpid()}")
 
 
 def _die_with(parent: int) -> None:

@@ -418,7 +418,7 @@ class Search:
         `threads`), so that a seed repeats it to the last digit: results differ in the last bits between thread
         counts."""
         if self.config.workers > 1:
-            return WorkerProcesses(self.config.workers, self.config.source, self.config.data)
+            return WorkerProcesses(self.config.workers, self.data, self.normalization)
         if self.threads is None and self.config.budget_seconds is not None:
             return InProcess(self.data, self.normalization, ThreadGovernor())
         import torch
