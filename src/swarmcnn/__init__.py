@@ -9,6 +9,7 @@ Public API (imported lazily, so that `swarmcnn --help` answers without loading t
     train_model                      train a spec on a data set and package it as a TrainedModel
     TrainedModel, load               model directories (model.json + weights.safetensors)
     SwarmCNNClassifier               a scikit-learn classifier of pictures and clips
+    check                            is a CNN the right tool for a data set? (CheckResult)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _EXPORTS = {
     "load": "swarmcnn.checkpoint",
     "SwarmCNNClassifier": "swarmcnn.estimator",
     "SwarmCNNError": "swarmcnn.errors",
+    "check": "swarmcnn.check",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

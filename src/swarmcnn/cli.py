@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_parser(commands)
     _add_runs_parser(commands)
     _add_export_parser(commands)
+    _add_check_parser(commands)
     return parser
 
 
@@ -346,6 +347,31 @@ def _add_search_parser(commands) -> None:
     search.add_argument("--quiet", action="store_true", help="no live display")
     _add_data_options(search)
     _add_runtime_options(search, f"{FREE_CORES} with --budget, else PyTorch's choice")
+
+
+def _add_check_parser(commands) -> None:
+    check = commands.add_parser(
+        "check",
+        help="is a CNN the right tool for this data? (does scrambling its pixel positions cost a CNN?)",
+        description="Train the same small CNN briefly on DATA as it is and with its pixel positions scrambled "
+        "by one fixed permutation (and, for clips, with each clip's frames shuffled), and a fully connected "
+        "net of about the same size, over --seeds seeds; print the test accuracies and whether a CNN is "
+        "advised: it is where scrambling costs the CNN clearly more than noise.",
+        epilog="examples:\n  swarmcnn check digits\n  swarmcnn check ../my-pictures --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("data", help="the data source (as for train)")
+    check.add_argument("--seeds", type=_at_least_one, default=3, help="trainings of each network (3)")
+    check.add_argument("--json", action="store_true", help="print one JSON object (cnn_advised, accuracies, ...)")
+    _add_data_options(check)
+    _add_runtime_options(check)
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_export_parser(commands) -> None:
@@ -799,6 +825,23 @@ def _export_path(path: str, force: bool) -> Path:
     return out
 
 
+def run_check(args: argparse.Namespace) -> int:
+    from swarmcnn.check import check
+    from swarmcnn.data import DataConfig, load_data
+    from swarmcnn.display import check_table, stdout
+    from swarmcnn.hardware import resolve
+
+    hardware = resolve(args.device, args.precision)
+    data = load_data(args.data, DataConfig(**_given(args, DataConfig)))
+    result = check(data, args.seeds, str(hardware.device), hardware.precision)
+    if args.json:
+        print(strictjson.dumps({"data": args.data, **result.to_dict()}, indent=2))
+    else:
+        stdout.print(check_table(result, args.data))
+        stdout.print(result.verdict)
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
@@ -807,6 +850,7 @@ COMMANDS = {
     "search": run_search,
     "runs": run_runs,
     "export": run_export,
+    "check": run_check,
 }
 
 

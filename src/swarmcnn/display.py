@@ -88,6 +88,28 @@ def accuracy_text(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
+def check_table(result, source: str) -> Table:
+    """`swarmcnn check`: each probe's test accuracy, mean ± std over the seeds, and its drop from the original."""
+    table = Table(title=f"is a CNN the right tool for {source}? ({result.test_samples} test samples)")
+    for column in ("network", "data", "test accuracy", "seeds", "drop"):
+        table.add_column(column, justify="left" if column in ("network", "data") else "right")
+    original = result.to_dict()["original"]["mean"]
+    rows = [
+        (f"CNN {result.cnn_spec}", "as it is", result.accuracy_original),
+        ("the same CNN", "pixel positions scrambled", result.accuracy_permuted),
+        (f"fully connected {result.mlp_spec}", "as it is", result.accuracy_mlp),
+    ]
+    if result.accuracy_frames_shuffled is not None:
+        rows.append(("the same CNN", "frames of each clip shuffled", result.accuracy_frames_shuffled))
+    for network, data, runs in rows:
+        mean = sum(runs) / len(runs)
+        spread = (sum((r - mean) ** 2 for r in runs) / max(len(runs) - 1, 1)) ** 0.5
+        drop = "" if data == "as it is" and network.startswith("CNN") else f"{100 * (original - mean):+.1f}"
+        table.add_row(network, data, f"{100 * mean:.1f}% ± {100 * spread:.1f}", str(len(runs)), drop)
+    table.caption = f"noise (2 standard errors of a paired drop): {100 * result.noise('permuted'):.1f} points"
+    return table
+
+
 def predictions_table(rows: list[dict]) -> Table:
     table = Table(title="predictions")
     table.add_column("file")
