@@ -261,6 +261,8 @@ def _add_explain_parser(commands) -> None:
     explain.add_argument("--target", metavar="CLASS", help="map the evidence for this class (default: the predicted)")
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
     explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations")
+    explain.add_argument("--feature", type=int, metavar="K", help="the first-layer feature whose match the stack "
+                         "view shows (default: the best matching one)")
     _add_model_size_option(explain)
     _add_threads_option(explain)
     explain.add_argument("--device", help="auto (default: a CUDA GPU where there is one, else cpu), cpu, cuda, cuda:N; "
@@ -567,6 +569,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from swarmcnn.explain import explain, first_conv_weight
     from swarmcnn.hardware import resolve_device
     from swarmcnn.render import explanation_image, features_image
+    from swarmcnn.stack import write_stack
 
     device = resolve_device(args.device or "auto")  # before any work
     trained = load(args.model)
@@ -584,13 +587,16 @@ def run_explain(args: argparse.Namespace) -> int:
         title = f"{name}: {found.label} ({found.probability:.2f}); evidence for {found.target}, {found.method}"
         explanation_image(x, found, title).save(picture)
         rows.append(_explanation_row(name, truth, found, picture))
+    stack = write_stack(trained, inputs[0], out / "stack", names[0], args.feature)  # the steps, for the first input
     if args.json:
         report = {"model": str(args.model), "method": args.method, "features": features and str(features)}
+        report["stack"] = {**stack, "folder": str(out / "stack")}
         print(json.dumps({**report, "explanations": rows}, indent=2))
     else:
         stdout.print(explanations_table(rows, args.method))
         stdout.print(f"pictures in {out}/: " + ", ".join(Path(row["picture"]).name for row in rows[:2])
                      + (", ..." if len(rows) > 2 else "") + (", features.png" if features else ""))
+        stdout.print(f"how the network treats {names[0]}, step by step: {out / 'stack' / 'index.html'}")
     return 0
 
 

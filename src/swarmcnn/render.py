@@ -106,3 +106,44 @@ def _tile(pictures: list[Image.Image], horizontal: bool, gap: int = GAP) -> Imag
         canvas.paste(picture, (offset, 0) if horizontal else (0, offset))
         offset += size + gap
     return canvas
+
+
+def input_image(x: torch.Tensor) -> Image.Image:
+    """A stored input enlarged: a picture, or a clip's frames side by side."""
+    x = x.detach().cpu()
+    pictures = _as_uint8(x if x.dim() == 4 else x[:, None])  # (C, T, H, W)
+    scale = max(1, math.ceil(CELL / max(pictures.shape[2:])))
+    return _row([_enlarge(_to_rgb(pictures[:, t]), scale) for t in range(pictures.shape[1])])
+
+
+def maps_image(maps: torch.Tensor, limit: int = 16, columns: int = 8) -> Image.Image:
+    """A layer's feature maps (C, H, W), the first `limit`, in grey on one scale for the whole layer (black = its
+    lowest value, white = its highest), so that a weak map looks weak."""
+    maps = maps.detach().float().cpu()[:limit]
+    low, high = float(maps.min()), float(maps.max())
+    pixels = ((maps - low) / ((high - low) or 1.0) * 255).round().to(torch.uint8).numpy()
+    scale = max(1, math.ceil(CELL / 2 / max(maps.shape[1:])))
+    cells = [_enlarge(_to_rgb(pixels[i][None]), scale) for i in range(len(pixels))]
+    rows = [_row(cells[i : i + columns]) for i in range(0, len(cells), columns)]
+    return _column(rows)
+
+
+def match_image(match: torch.Tensor) -> Image.Image:
+    """A match map (H, W) of values in -1..1: black -1, grey 0, white 1."""
+    pixels = ((match.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return _enlarge(_to_rgb(pixels[None]), max(1, math.ceil(CELL / max(pixels.shape))))
+
+
+def votes_image(names: tuple[str, ...], scores: tuple[float, ...], probabilities: tuple[float, ...]) -> Image.Image:
+    """One bar per class: its probability, with its score written beside."""
+    width, line = 240, 18
+    labels = [f"{name}: {p:.2f} (score {s:+.2f})" for name, s, p in zip(names, scores, probabilities)]
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text = max(math.ceil(draw.textlength(label)) for label in labels) + 8
+    canvas = Image.new("RGB", (text + width + 4, line * len(names) + 4), "white")
+    board = ImageDraw.Draw(canvas)
+    for i, (label, p) in enumerate(zip(labels, probabilities)):
+        top = 2 + i * line
+        board.text((2, top + 2), label, fill="black")
+        board.rectangle((text, top + 3, text + max(1, round(p * width)), top + line - 3), fill=(60, 110, 200))
+    return canvas
