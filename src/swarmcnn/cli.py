@@ -232,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_parser(commands)
     _add_export_parser(commands)
     _add_check_parser(commands)
+    report = commands.add_parser(
+        "report",
+        help="write one self-contained HTML page of a search (finished or still running)",
+        description="Write RUN_DIR's search as one HTML file that opens offline: the search over time, every "
+        "candidate against its parameters and FLOPs with the Pareto front, how the swarm moved, the best "
+        "architecture layer by layer, and the final model's test (confusion, per class, misclassified examples, "
+        "features), with the run's settings and versions.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by search")
+    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
+    _add_threads_option(report)
     return parser
 
 
@@ -831,6 +842,13 @@ def _export_path(path: str, force: bool) -> Path:
     return out
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from swarmcnn.report import write_report
+
+    print(write_report(args.run_dir, args.out))
+    return 0
+
+
 def run_check(args: argparse.Namespace) -> int:
     from swarmcnn.check import check
     from swarmcnn.data import DataConfig, load_data
@@ -857,6 +875,7 @@ COMMANDS = {
     "runs": run_runs,
     "export": run_export,
     "check": run_check,
+    "report": run_report,
 }
 
 
