@@ -18,7 +18,8 @@ SEARCH = ["--evaluations", "4", "--candidate-epochs", "1", "--final-epochs", "1"
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     run = tmp_path_factory.mktemp("report") / "run"
-    assert main(["search", "digits", *SEARCH, "--out", str(run)]) == 0
+    # enough candidates for the swarm to move twice (its positions are journaled after each generation)
+    assert main(["search", "digits", *SEARCH, "--evaluations", "14", "--out", str(run)]) == 0
     return run
 
 
@@ -59,13 +60,13 @@ def test_a_finished_run_has_every_figure_drawn(finished, tmp_path, capsys):
     page = _report(finished, tmp_path, capsys)
     text = page.read_text()
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere (namespaces aside)
-    for name in ("progress", "status", "rungs", "pareto-params", "pareto-flops", "confusion", "features"):
+    for name in ("progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm", "confusion", "features"):
         assert f'id="fig-{name}"' in text
     if BROWSER is None:
         pytest.skip("no Chromium here to open the page")
     boxes, log, shot = _browse(page, tmp_path)
     _no_console_errors(log)
-    assert {"progress", "status", "pareto-params", "confusion", "features"} <= set(boxes)
+    assert {"progress", "status", "pareto-params", "swarm", "confusion", "features"} <= set(boxes)
     for name, box in boxes.items():
         assert _drawn(shot, box), f"figure {name} is blank in the screenshot"
 
