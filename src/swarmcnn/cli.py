@@ -304,6 +304,13 @@ def _add_search_parser(commands) -> None:
     )
     limits.add_argument("--evaluations", type=int, metavar="N", help="number of candidates to train (default 40)")
     search.add_argument("--workers", type=int, help="candidates trained side by side in local processes (1)")
+    cluster = search.add_argument_group("a Ray cluster (pip install 'swarmcnn[ray]'; also with --resume)")
+    cluster.add_argument("--executor", choices=("local", "ray"), help="where candidates train: local (default) or ray")
+    cluster.add_argument("--address", help="the Ray cluster to join, e.g. ray://head:10001 or auto (default: start "
+                         "a local one on this machine's cores)")
+    cluster.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs of each candidate's Ray task (1)")
+    cluster.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs of each candidate's Ray task, "
+                         "a fraction packs several on one GPU (0)")
     search.add_argument("--seed", type=int, help="seed of the strategy and of every training (0)")
     search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space)")
     search.add_argument("--candidate-epochs", type=int, help="training epochs per candidate at the first rung (2)")
@@ -736,11 +743,11 @@ def run_search(args: argparse.Namespace) -> int:
         given = [
             "DATA" if k == "data" else f"--{k.replace('_', '-')}"
             for k, v in vars(args).items()
-            if k not in ("resume", "quiet", "threads", "command") and v is not None and v is not False
+            if k not in ("resume", "quiet", "threads", "command", *RUNTIME) and v is not None and v is not False
         ]
         if given:
             raise SwarmCNNError(f"--resume continues with the run's own settings; drop {', '.join(given)}")
-        search = Search.resume(args.resume, reporter, threads=args.threads)
+        search = Search.resume(args.resume, reporter, threads=args.threads, executor=_executor_factory(args))
     else:
         if not args.data or not args.out:
             raise SwarmCNNError("search needs DATA and --out RUN_DIR (or --resume RUN_DIR)")
@@ -767,7 +774,7 @@ def run_search(args: argparse.Namespace) -> int:
             evaluation=EvaluationConfig(**{k: v for k, v in evaluation.items() if v is not None}),
             data=DataConfig(**_given(args, DataConfig)),
         )
-        search = Search.start(args.out, config, reporter, threads=args.threads)
+        search = Search.start(args.out, config, reporter, threads=args.threads, executor=_executor_factory(args))
     try:
         summary = search.run()
         final = search.journal.get("final")
@@ -782,6 +789,25 @@ def run_search(args: argparse.Namespace) -> int:
             f"model in {summary.model_dir}"
         )
     return 0
+
+
+RUNTIME = ("executor", "address", "cpus_per_trial", "gpus_per_trial")  # where it runs, not what: free on resume
+
+
+def _executor_factory(args: argparse.Namespace):
+    """None for the local executors (the search picks one), or one that puts candidates on Ray."""
+    if args.executor != "ray":
+        if args.address is not None:
+            raise SwarmCNNError("--address is for --executor ray")
+        return None
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise SwarmCNNError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
+    from swarmcnn.search.ray_executor import RayExecutor, require_ray
+
+    require_ray()  # a missing Ray is one line before any work
+    return lambda data, normalization: RayExecutor(
+        data, normalization, args.address, args.cpus_per_trial, args.gpus_per_trial
+    )
 
 
 def run_runs(args: argparse.Namespace) -> int:

@@ -11,8 +11,11 @@ import sys
 import pytest
 
 from swarmcnn.cli import _duration, main
-from swarmcnn.search import executors as executors_module
+from swarmcnn.search.evaluate import EvaluationConfig
+from swarmcnn.search.executors import InProcess
 from swarmcnn.search.journal import JOURNAL_FILE
+from swarmcnn.search.loop import Search, SearchConfig
+from swarmcnn.search.space import SearchSpace
 
 SPACE = (
     "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
@@ -110,8 +113,21 @@ def test_runs_show_without_json_prints_tables_and_the_test_accuracy(run_dir, cap
     assert "test accuracy 0." in out and "final training" in out
 
 
-def test_resume_of_a_finished_run_trains_nothing_and_succeeds(run_dir, capsys, monkeypatch):
-    monkeypatch.setattr(executors_module, "evaluate_candidate", lambda *a, **k: pytest.fail("trained again"))
+class _Refusing:
+    """An executor that fails the test if asked to train anything."""
+
+    def map(self, jobs):
+        pytest.fail(f"trained again: {[str(spec) for spec, _ in jobs]}")
+
+    def cancel_pending(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_resume_of_a_finished_run_trains_nothing_and_succeeds(run_dir):
+    Search.resume(run_dir, executor=lambda data, normalization: _Refusing()).run()
     assert main(["search", "--resume", str(run_dir), "--quiet"]) == 0
 
 
@@ -129,19 +145,27 @@ def test_augment_and_flip_are_used_by_the_final_training(space, tmp_path):
     assert main(["search", "--resume", str(out), "--augment"]) == 2  # the run keeps its own settings
 
 
-def test_interrupted_search_exits_130_and_resume_completes_the_budget(space, tmp_path, capsys, monkeypatch):
-    real, calls = executors_module.evaluate_candidate, []
+class _Interrupting(InProcess):
+    """Training here, interrupted (as by Ctrl-C) when the third candidate is done, before it is journaled."""
 
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    done = 0
 
-    monkeypatch.setattr(executors_module, "evaluate_candidate", interrupting)
-    assert main(_search_args(space, tmp_path / "run", 4, "--quiet")) == 130
-    assert "interrupted" in capsys.readouterr().err
-    monkeypatch.setattr(executors_module, "evaluate_candidate", real)
+    def map(self, jobs):
+        for index, record in super().map(jobs):
+            self.done += 1
+            if self.done == 3:
+                raise KeyboardInterrupt
+            yield index, record
+
+
+def test_interrupted_search_resumes_to_the_whole_count(space, tmp_path, capsys):
+    config = SearchConfig(
+        source="digits", strategy="random", evaluations=4, final_epochs=1, space=SearchSpace.from_toml(space),
+        evaluation=EvaluationConfig(epochs=1, train_fraction=0.3),
+    )
+    search = Search.start(tmp_path / "run", config, executor=_Interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        search.run()
     assert main(["search", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
     assert main(["runs", "show", str(tmp_path / "run"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

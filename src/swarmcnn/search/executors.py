@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
 
 from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import Dataset
@@ -25,6 +26,26 @@ from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
 
 Job = tuple[Spec, EvaluationConfig]
+
+
+class Executor(Protocol):
+    """Where candidates train. The search gives it jobs and journals what comes back; nothing else crosses.
+
+    map: evaluate jobs, yielding (index into jobs, record) as each finishes, in any order, each index once
+    (a candidate whose worker dies comes back as a failed record, never missing). cancel_pending: start no
+    further job of the current map (those training may still finish and be yielded). close: free the workers.
+    """
+
+    def map(self, jobs: list[Job]) -> Iterator[tuple[int, EvaluationRecord]]: ...
+
+    def cancel_pending(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# An executor for a search: made from its data and normalisation once the search has them (the process pool
+# and Ray send the data to their workers once, at the start)
+ExecutorFactory = Callable[[Dataset, Normalization], Executor]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_CHECK_SECONDS = 0.5
 

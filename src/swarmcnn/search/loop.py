@@ -33,7 +33,7 @@ from swarmcnn.search.budget import (
     too_slow,
 )
 from swarmcnn.search.evaluate import EvaluationConfig
-from swarmcnn.search.executors import InProcess, WorkerProcesses
+from swarmcnn.search.executors import Executor, ExecutorFactory, InProcess, WorkerProcesses
 from swarmcnn.search.final import final_config, train_final
 from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal, is_bookkeeping, ranked
 from swarmcnn.search.ladder import (
@@ -204,6 +204,8 @@ class Search:
 
     threads: PyTorch's threads in this process; None follows the cores other processes leave free.
     clock: the budget's clock (a seam for tests).
+    executor: makes the executor candidates and promotions train in, from the data and its normalisation
+    (default: this process, or `config.workers` local processes); a resume may use another than its start.
     """
 
     def __init__(
@@ -215,9 +217,11 @@ class Search:
         data: Dataset | None = None,
         threads: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        executor: ExecutorFactory | None = None,
     ) -> None:
         self.run_dir, self.config, self.journal = Path(run_dir), config, journal
         self.reporter, self.threads, self.clock = reporter, threads, clock
+        self.executor_factory = executor
         self.data = data or load_data(config.source, config.data)
         self.normalization = Normalization.of(self.data.train.x)
         self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
@@ -412,11 +416,13 @@ class Search:
     def _all_records(self) -> list[EvaluationRecord]:
         return [record for rung in self.rungs.values() for record in rung.values()]
 
-    def _executor(self):
-        """Candidates here or in worker processes. Here, a budgeted search gives PyTorch the cores other processes
-        leave free, re-measured after each candidate; a search by count keeps its threads fixed (PyTorch's, or
-        `threads`), so that a seed repeats it to the last digit: results differ in the last bits between thread
-        counts."""
+    def _executor(self) -> Executor:
+        """The executor given, else candidates here or in worker processes. Here, a budgeted search gives
+        PyTorch the cores other processes leave free, re-measured after each candidate; a search by count keeps its
+        threads fixed (PyTorch's, or `threads`), so that a seed repeats it to the last digit: results differ in
+        the last bits between thread counts."""
+        if self.executor_factory is not None:
+            return self.executor_factory(self.data, self.normalization)
         if self.config.workers > 1:
             return WorkerProcesses(self.config.workers, self.data, self.normalization)
         if self.threads is None and self.config.budget_seconds is not None:
