@@ -57,8 +57,11 @@ def _no_console_errors(log: str) -> None:
 
 
 def test_a_finished_run_has_every_figure_drawn(finished, tmp_path, capsys):
+    assert main(["check", "digits", "--seeds", "1", "--json"]) == 0
+    (finished / "check.json").write_text(capsys.readouterr().out)  # as the report's page tells users to
     page = _report(finished, tmp_path, capsys)
     text = page.read_text()
+    assert "Is a CNN the right tool?" in text and "a CNN is " in text
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere (namespaces aside)
     for name in ("progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm", "confusion", "features"):
         assert f'id="fig-{name}"' in text

@@ -56,7 +56,7 @@ def report_html(run_dir: Path) -> str:
         _section("swarm", "How the swarm moved", _swarm_figure(states)),
         _section("architecture", "The best architecture", _architecture(summary, run_dir)),
         _section("final", "The final model", _final_model(run_dir, settings)),
-        _section("settings", "Settings, data and versions", _settings(summary, settings, started)),
+        _section("settings", "Settings, data and versions", _settings(summary, settings, started) + _check(run_dir)),
     ]
     title = f"swarmcnn search of {settings.source}"
     return PAGE.format(title=html.escape(title), status=html.escape(summary["status"]), body="\n".join(sections))
@@ -263,6 +263,9 @@ def _final_model(run_dir: Path, settings: SearchConfig) -> str:
     except SwarmCNNError as error:
         return "".join(parts) + f"<p>Its data could not be read again: {html.escape(str(error))}</p>"
     result = evaluate(trained.module, test, trained.normalization)
+    shape = "×".join(map(str, trained.input_shape))
+    parts.append(f"<p>Data: {html.escape(settings.source)}, inputs {shape}, {len(trained.class_names)} classes; "
+                 f"the final model trained on train+validation and was tested on {len(test)} test samples.</p>")
     plt = _pyplot()
     confusion = np.asarray(result.confusion)
     figure, axes = plt.subplots(figsize=(4.5, 4))
@@ -293,6 +296,21 @@ def _final_model(run_dir: Path, settings: SearchConfig) -> str:
     if weight is not None:
         parts.append(_figure("features", _png(features_image(weight)), "The features the first convolution learned."))
     return "".join(parts)
+
+
+CHECK_FILE = "check.json"  # `swarmcnn check DATA --json > RUN_DIR/check.json`: its verdict joins the report
+
+
+def _check(run_dir: Path) -> str:
+    path = run_dir / CHECK_FILE
+    if not path.is_file():
+        return (f"<p>No <code>check</code> verdict: <code>swarmcnn check DATA --json &gt; {html.escape(str(path))}"
+                "</code> adds one.</p>")
+    try:
+        verdict = json.loads(path.read_text())["verdict"]
+    except (ValueError, KeyError, TypeError) as error:
+        return f"<p>{html.escape(str(path))} holds no check verdict ({html.escape(str(error))}).</p>"
+    return f"<p>Is a CNN the right tool? <code>swarmcnn check</code>: {html.escape(str(verdict))}.</p>"
 
 
 def _settings(summary: dict, settings: SearchConfig, started) -> str:
