@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from swarmcnn.check import check, permute_pixels, shuffle_frames
+import swarmcnn
 from swarmcnn.cli import main
 from swarmcnn.data import from_arrays, load_data
+from swarmcnn.locality import CheckResult, check, permute_pixels, shuffle_frames
 
 
 def test_handwritten_digits_are_a_job_for_a_cnn(digits):
@@ -64,3 +65,8 @@ def test_bad_input_is_one_line(capsys, argv):
         code = stop.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and err and "\n" not in err and "Traceback" not in err
+
+
+def test_the_public_function_stays_the_function_once_its_module_is_imported():
+    # a submodule named check would replace swarmcnn.check by itself as soon as anything imported it
+    assert swarmcnn.check is check and swarmcnn.CheckResult is CheckResult

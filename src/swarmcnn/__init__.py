@@ -34,7 +34,8 @@ _EXPORTS = {
     "load": "swarmcnn.checkpoint",
     "SwarmCNNClassifier": "swarmcnn.estimator",
     "SwarmCNNError": "swarmcnn.errors",
-    "check": "swarmcnn.check",
+    "check": "swarmcnn.locality",  # not a module named check: importing it would replace the function
+    "CheckResult": "swarmcnn.locality",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
