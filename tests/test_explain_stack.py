@@ -23,6 +23,24 @@ def test_a_feature_matches_a_picture_made_of_it_with_1_at_its_position():
     assert match_map(picture, 0.5 * X_FEATURE)[3, 6] == pytest.approx(1.0)  # the feature's scale does not matter
 
 
+def test_a_patch_of_a_learned_features_signs_reads_exactly_1_and_nothing_reads_more():
+    feature = torch.tensor([[0.9, -0.2, 0.05], [-0.6, 1.3, -0.1], [0.3, -0.7, 0.4]])[None]  # uneven weights
+    picture = torch.zeros(1, 7, 7)
+    picture[:, 1:4, 2:5] = feature.sign()  # centred at row 2, column 3
+    assert match_map(picture, feature)[2, 3] == pytest.approx(1.0)
+    noise = torch.rand(200, 1, 7, 7, generator=torch.Generator().manual_seed(0)) * 2 - 1  # any picture of -1..1
+    assert max(float(match_map(x, feature).abs().max()) for x in noise) < 1.0
+
+
+def test_the_x_feature_lights_up_on_the_x_pictures_of_shapes():
+    from swarmcnn.data import load_data
+
+    test = load_data("shapes").test
+    best = torch.stack([match_map(plus_minus_one(x), X_FEATURE).max() for x in test.x])
+    on_x, on_o = best[test.y == 1], best[test.y == 0]  # classes ("O", "X")
+    assert float(on_x.mean()) > float(on_o.mean()) + 0.05  # about 0.26 against 0.16
+
+
 def test_stored_pictures_are_scaled_to_plus_minus_one():
     assert plus_minus_one(torch.tensor([0, 255], dtype=torch.uint8)).tolist() == [-1.0, 1.0]
     assert plus_minus_one(torch.tensor([2.0, 4.0, 6.0])).tolist() == [-1.0, 0.0, 1.0]
@@ -42,6 +60,7 @@ def test_the_stack_shrinks_layer_by_layer(shapes_model):
     x = load_data("shapes").test.x[0]
     views = layer_views(shapes_model, x)
     assert [v.kind for v in views] == ["convolution", "ReLU", "pooling", "convolution", "ReLU", "pooling"]
+    assert [v.name for v in views] == ["conv8x3", "relu", "maxpool2", "conv16x3", "relu", "maxpool2"]
     side = x.shape[-1]
     assert [v.shape for v in views] == [
         (8, side, side), (8, side, side), (8, side // 2, side // 2),
@@ -65,6 +84,11 @@ def test_the_page_shows_every_picture_in_order_and_every_link_exists(shapes_mode
     assert all((tmp_path / name).is_file() for name in linked)
     assert "&lt;X&gt;" in page and "<X>" not in page  # names are escaped
     assert page.count("<figcaption>") == len(linked)
+    for layer in files["layers"]:  # each layer's picture is named in its caption with its output shape
+        shape = "×".join(map(str, layer["shape"]))
+        assert re.search(rf'src="{layer["picture"]}".*?<figcaption>Layer {layer["layer"] + 1}, {layer["name"]}\. '
+                         rf'[^<]*{shape}', page)
+    assert sum(files["votes_probabilities"].values()) == pytest.approx(1.0)
 
 
 def test_explain_writes_the_stack_of_a_video_model(tmp_path, capsys):

@@ -254,7 +254,9 @@ def _add_explain_parser(commands) -> None:
         "for each input the input beside a heat map of the evidence for the predicted class (or --target). "
         "Methods: gradcam (Grad-CAM on the last convolution: coarse, fast), integrated-gradients "
         "(pixel-sharp), occlusion (hides a window walked over the input and measures the drop of the score). "
-        "Video models explain clips frame by frame, with each frame's share of the evidence.",
+        "Video models explain clips frame by frame, with each frame's share of the evidence. For the first "
+        "input, stack/index.html shows it step by step: the feature maps after every convolution, ReLU and "
+        "pooling layer, the match of a first-layer feature, and the class votes.",
         epilog="examples:\n  swarmcnn explain runs/digits/best --data digits --samples 8 --out why/\n"
         "  swarmcnn explain models/digits a.png b.png --method occlusion --target 7 --out why/ --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -271,7 +273,7 @@ def _add_explain_parser(commands) -> None:
     )
     explain.add_argument("--target", metavar="CLASS", help="map the evidence for this class (default: the predicted)")
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
-    explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations")
+    explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations, stack")
     explain.add_argument("--feature", type=int, metavar="K", help="the first-layer feature whose match the stack "
                          "view shows (default: the best matching one)")
     _add_model_size_option(explain)

@@ -52,6 +52,11 @@ def explanation_image(x: torch.Tensor, explanation: Explanation, title: str) -> 
     inputs = [_enlarge(frame, scale) for frame in frames]
     overlays = [_enlarge(_overlay(frame, heat[t].numpy()), scale) for t, frame in enumerate(frames)]
     body = _column([_row(inputs), _row(overlays)]) if video else _row([*inputs, *overlays])
+    return _titled(body, title)
+
+
+def _titled(body: Image.Image, title: str) -> Image.Image:
+    """The picture under a one-line caption (widened where the caption is longer)."""
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     canvas = Image.new("RGB", (max(body.width, math.ceil(draw.textlength(title)) + 4), body.height + CAPTION), "white")
     ImageDraw.Draw(canvas).text((2, 2), title, fill="black")
@@ -116,22 +121,28 @@ def input_image(x: torch.Tensor) -> Image.Image:
     return _row([_enlarge(_to_rgb(pictures[:, t]), scale) for t in range(pictures.shape[1])])
 
 
-def maps_image(maps: torch.Tensor, limit: int = 16, columns: int = 8) -> Image.Image:
+def maps_image(maps: torch.Tensor, limit: int = 16, columns: int = 8, title: str | None = None) -> Image.Image:
     """A layer's feature maps (C, H, W), the first `limit`, in grey on one scale for the whole layer (black = its
-    lowest value, white = its highest), so that a weak map looks weak."""
+    lowest value, white = its highest), so that a weak map looks weak; under `title` when one is given."""
     maps = maps.detach().float().cpu()[:limit]
     low, high = float(maps.min()), float(maps.max())
     pixels = ((maps - low) / ((high - low) or 1.0) * 255).round().to(torch.uint8).numpy()
     scale = max(1, math.ceil(CELL / 2 / max(maps.shape[1:])))
     cells = [_enlarge(_to_rgb(pixels[i][None]), scale) for i in range(len(pixels))]
     rows = [_row(cells[i : i + columns]) for i in range(0, len(cells), columns)]
-    return _column(rows)
+    return _column(rows) if title is None else _titled(_column(rows), title)
 
 
-def match_image(match: torch.Tensor) -> Image.Image:
-    """A match map (H, W) of values in -1..1: black -1, grey 0, white 1."""
+def match_image(
+    match: torch.Tensor, feature: torch.Tensor | None = None, title: str | None = None
+) -> Image.Image:
+    """A match map (H, W) of values in -1..1: black -1, grey 0, white 1; the feature (C, K, K) or (C, Kt, K, K)
+    beside it as `features_image` draws it, and `title` above, when given."""
     pixels = ((match.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return _enlarge(_to_rgb(pixels[None]), max(1, math.ceil(CELL / max(pixels.shape))))
+    picture = _enlarge(_to_rgb(pixels[None]), max(1, math.ceil(CELL / max(pixels.shape))))
+    if feature is not None:
+        picture = _tile([features_image(feature[None]), picture], horizontal=True, gap=4 * GAP)
+    return picture if title is None else _titled(picture, title)
 
 
 def votes_image(names: tuple[str, ...], scores: tuple[float, ...], probabilities: tuple[float, ...]) -> Image.Image:

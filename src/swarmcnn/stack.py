@@ -31,6 +31,7 @@ class LayerView:
     """One layer's output for the input: (C, H, W) maps (for a clip, its middle frame) and the layer's words."""
 
     position: int
+    name: str  # as the spec writes it: conv8x3, relu, maxpool2
     module: nn.Module
     maps: torch.Tensor
     shape: tuple[int, ...]  # the whole output, without the batch axis
@@ -53,6 +54,8 @@ def layer_views(trained: TrainedModel, x: torch.Tensor) -> list[LayerView]:
     stored input x of the model's input shape."""
     module = trained.module.cpu().eval()
     value = trained.normalization(x[None].cpu())
+    # before the first fc, module i is the spec's layer i (model.build_model inserts nothing there)
+    names = [str(layer) for layer in trained.spec.layers]
     views = []
     with torch.no_grad():
         for position, layer in enumerate(module):
@@ -61,19 +64,27 @@ def layer_views(trained: TrainedModel, x: torch.Tensor) -> list[LayerView]:
             value = layer(value)
             if isinstance(layer, (*_CONVS, nn.ReLU, *_POOLS)):
                 maps = value[0] if value.dim() == 4 else value[0, :, value.shape[2] // 2]
-                views.append(LayerView(position, layer, maps.clone(), tuple(value.shape[1:])))
+                name = names[position] if position < len(names) else type(layer).__name__
+                views.append(LayerView(position, name, layer, maps.clone(), tuple(value.shape[1:])))
     return views
 
 
 def match_map(x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-    """How well `feature` (C, K, K) or (C, Kt, K, K) matches each patch of x (C, H, W) or (C, T, H, W): the sum of
-    pixel x feature products divided by the number of values in the feature, with x as given (scale it to +-1
-    first: `plus_minus_one`) and the feature divided by its largest magnitude. A patch equal to a feature of +-1
-    reads exactly 1, its negative -1. Patches run over every position, the border padded with 0 (no evidence)."""
-    weight = feature / (feature.abs().max() or 1.0)
+    """How well `feature` w (C, K, K) or (C, Kt, K, K) matches each patch p of x (C, H, W) or (C, T, H, W), x scaled
+    to +-1 first (`plus_minus_one`): sum(p * w) / sum(|w|), at each patch's centre.
+
+    This is the seed's "sum of pixel x feature products divided by the number of pixels in the feature" with the
+    feature's weights normalised to +-1 by their largest magnitude, u = w / max|w|, and each pixel counted by its
+    weight's share |u| in 0..1: sum(p * u) / sum(|u|). For a feature of +-1, sum(|u|) is the number of pixels, so
+    it is the seed's formula exactly. For any feature, a patch of values in -1..1 reads at most 1, and exactly 1
+    where p = sign(w) (|sum(p * u)| <= max|p| * sum(|u|), with equality there); -1 where p = -sign(w). A learned
+    feature's weak weights thereby count little, where dividing by the pixel count would cap its best match
+    below 1. The ratio does not change when w is scaled. The border is padded with 0 (no evidence).
+    """
     convolve = F.conv2d if feature.dim() == 3 else F.conv3d
     padding = tuple(size // 2 for size in feature.shape[1:])
-    return convolve(x[None].float(), weight[None].float(), padding=padding)[0, 0] / feature.numel()
+    total = float(feature.abs().sum()) or 1.0
+    return convolve(x[None].float(), feature[None].float(), padding=padding)[0, 0] / total
 
 
 def plus_minus_one(x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +111,7 @@ def first_layer_match(trained: TrainedModel, x: torch.Tensor, feature: int | Non
 
 
 def votes(trained: TrainedModel, x: torch.Tensor) -> Votes:
+    """The last layer's score for each class on input x, and the probabilities softmax makes of them."""
     with torch.no_grad():
         scores = trained.module.cpu().eval()(trained.normalization(x[None].cpu()))[0]
     return Votes(tuple(scores.tolist()), tuple(scores.softmax(0).tolist()))
@@ -127,23 +139,29 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
     sections = [(files["input"], f"The input: {html.escape(name)}, {'×'.join(map(str, x.shape))}.")]
     for view in layer_views(trained, x):
         picture = f"stack-{view.position:02d}-{view.kind.lower()}.png"
-        render.maps_image(view.maps, SHOWN_MAPS).save(out / picture)
         shape = "×".join(map(str, view.shape))
+        plain = "x".join(map(str, view.shape))  # PIL's default font has no ×
+        title = f"layer {view.position + 1}: {view.name}, output {plain}"
+        render.maps_image(view.maps, SHOWN_MAPS, title=title).save(out / picture)
         features = view.module.out_channels if view.kind == "convolution" else ""
         sentence = SENTENCES[view.kind].format(features=features, shape=shape)
-        files["layers"].append(
-            {"layer": view.position, "kind": view.kind, "shape": list(view.shape), "picture": picture}
-        )
-        sections.append((picture, html.escape(sentence)))
+        files["layers"].append({
+            "layer": view.position, "name": view.name, "kind": view.kind, "shape": list(view.shape),
+            "picture": picture,
+        })
+        sections.append((picture, html.escape(f"Layer {view.position + 1}, {view.name}. {sentence}")))
     if any(isinstance(layer, _CONVS) for layer in trained.module):
         chosen, matches = first_layer_match(trained, x, feature)
         shown = matches if matches.dim() == 2 else matches[matches.shape[0] // 2]
         files["match"], files["feature"] = "stack-match.png", chosen
-        render.match_image(shown).save(out / files["match"])
+        first = next(layer for layer in trained.module if isinstance(layer, _CONVS))
+        title = f"feature {chosen} of the first convolution, and its match with each patch (white 1, black -1)"
+        render.match_image(shown, first.weight[chosen], title=title).save(out / files["match"])
         sections.append((files["match"], html.escape(
             f"The match of feature {chosen} of the first layer with each patch: the sum of pixel × feature "
             f"products divided by the number of pixels in the feature, on the input scaled to ±1 and the feature "
-            f"scaled to ±1, so 1 is a perfect match (white), -1 its opposite (black); best here "
+            f"scaled to ±1 (each pixel counted by its weight's share), so a patch of the feature's signs reads 1 "
+            f"(white), its opposite -1 (black); best here "
             f"{float(shown.max()):.2f}."
         )))
     result = votes(trained, x)
