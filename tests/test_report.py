@@ -5,9 +5,12 @@ import shutil
 import sqlite3
 import subprocess
 
+import numpy as np
 import pytest
 
 from swarmcnn.cli import main
+from swarmcnn.report_figures import _particle_scores, status_of, swarm_figure
+from swarmcnn.search.journal import EvaluationRecord
 
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
                None)
@@ -18,8 +21,8 @@ SEARCH = ["--evaluations", "4", "--candidate-epochs", "1", "--final-epochs", "1"
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     run = tmp_path_factory.mktemp("report") / "run"
-    # enough candidates for the swarm to move twice (its positions are journaled after each generation)
-    assert main(["search", "digits", *SEARCH, "--evaluations", "14", "--out", str(run)]) == 0
+    # two designs and two generations of 8 particles: the swarm's positions are journaled after each generation
+    assert main(["search", "digits", *SEARCH, "--evaluations", "18", "--out", str(run)]) == 0
     return run
 
 
@@ -63,13 +66,16 @@ def test_a_finished_run_has_every_figure_drawn(finished, tmp_path, capsys):
     text = page.read_text()
     assert "Is a CNN the right tool?" in text and "a CNN is " in text
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere (namespaces aside)
-    for name in ("progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm", "confusion", "features"):
+    for name in ("progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm", "curve", "confusion",
+                 "features"):
         assert f'id="fig-{name}"' in text
+    assert "positions in 2 generations" in text and 'class="pending"' not in text
     if BROWSER is None:
         pytest.skip("no Chromium here to open the page")
     boxes, log, shot = _browse(page, tmp_path)
     _no_console_errors(log)
-    assert {"progress", "status", "pareto-params", "swarm", "confusion", "features"} <= set(boxes)
+    assert {"progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm", "curve", "confusion",
+            "features"} <= set(boxes)
     for name, box in boxes.items():
         assert _drawn(shot, box), f"figure {name} is blank in the screenshot"
 
@@ -83,10 +89,25 @@ def test_a_run_in_progress_shows_what_is_journaled(finished, tmp_path, capsys):
         db.execute("DELETE FROM run WHERE key = 'final'")
     page = _report(run, tmp_path, capsys)
     text = page.read_text()
-    assert "pending" in text and 'id="fig-progress"' in text and 'id="fig-confusion"' not in text
+    assert "The final training has not finished yet" in text and "best so far (the final choice is pending)" in text
+    assert 'id="fig-confusion"' not in text and 'id="fig-curve"' not in text
     boxes, log, shot = _browse(page, tmp_path)
     _no_console_errors(log)
+    assert {"progress", "status", "rungs", "pareto-params", "pareto-flops", "swarm"} <= set(boxes)
     assert all(_drawn(shot, box) for box in boxes.values())
+
+
+def test_a_run_with_nothing_journaled_yet_says_so(finished, tmp_path, capsys):
+    run = tmp_path / "started"
+    run.mkdir()
+    shutil.copy(finished / "journal.sqlite", run)
+    with sqlite3.connect(run / "journal.sqlite") as db:  # as it is the moment the search has written its settings
+        for table in ("evaluations", "promotions", "swarm_state"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("DELETE FROM run WHERE key IN ('final', 'search_seconds')")
+    text = _report(run, tmp_path, capsys).read_text()
+    assert "No candidate is journaled yet" in text and "No architecture has been scored yet" in text
+    assert '<figure class="figure"' not in text
 
 
 @needs_browser
@@ -94,12 +115,36 @@ def test_a_video_run(tmp_path, capsys):
     run = tmp_path / "video"
     assert main(["search", "moving-digits", *SEARCH, "--out", str(run)]) == 0
     page = _report(run, tmp_path, capsys)
+    text = page.read_text()
+    assert "(channels, frames, height, width)" in text and "time slices side by side" in text
+    assert 'id="fig-misclassified"' not in text or "middle frame)" in text
     boxes, log, shot = _browse(page, tmp_path)
     _no_console_errors(log)
-    assert {"progress", "confusion"} <= set(boxes)
+    assert {"progress", "curve", "confusion", "features"} <= set(boxes)
     assert all(_drawn(shot, box) for box in boxes.values())
 
 
 def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _record(generation: int, particle: int, status: str = "ok", accuracy: float | None = 0.5, images: int = 100):
+    return EvaluationRecord(f"conv{generation}x3 fc{particle + 1}", status, "", 0.0, accuracy, 0.1, 10, 10, 1, 1.0,
+                            generation=generation, origin={"particle": particle}, images=images, planned_images=100)
+
+
+def test_a_candidate_its_time_limit_cut_short_is_counted_as_time_limit():
+    assert [status_of(_record(0, 0, images=40)), status_of(_record(0, 1)), status_of(_record(0, 2, "too-slow"))] \
+        == ["time-limit", "ok", "too-slow"]
+
+
+def test_each_particle_is_coloured_by_what_it_proposed_in_that_generation():
+    records = [_record(0, 1, accuracy=0.9), _record(1, 1, accuracy=0.3), _record(1, 0, "too-large", None)]
+    assert _particle_scores(records, 1, 3).tolist()[1] == 0.3
+    assert np.isnan(_particle_scores(records, 1, 3)[[0, 2]]).all()  # refused untrained, and no candidate
+
+
+def test_a_search_without_particles_says_why_there_is_no_swarm_picture():
+    assert "particles are architectures, not points" in swarm_figure([], [], "psocnn")
+    assert "first generation is not finished" in swarm_figure([(0, {"generation": 0})], [], "pso")

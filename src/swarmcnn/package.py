@@ -86,4 +86,11 @@ def metrics(result: TrainResult, test: Evaluation, tested: bool = True) -> dict:
         "test_loss": test.loss if tested else None,
         "train_seconds": result.seconds,
         **({"not_learning_epoch": result.not_learning} if result.not_learning else {}),
+        "curve": curve(result),
     }
+
+
+def curve(result: TrainResult) -> list[dict]:
+    """The training curve, epoch by epoch, kept with the model so that `swarmcnn report` can draw it (an epoch
+    that was not validated has null validation scores)."""
+    return [{k: v if math.isfinite(v) else None for k, v in asdict(stats).items()} for stats in result.epochs]

@@ -8,25 +8,31 @@ fetched from elsewhere. A run still in progress gives the page of what is journa
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import math
 import platform
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.report_figures import (
+    accuracy_text,
+    candidate_figures,
+    confusion_figure,
+    curve_figure,
+    figure_html,
+    misclassified_figure,
+    png,
+    search_figures,
+    swarm_figure,
+)
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.loop import SearchConfig
-from swarmcnn.search.runs import describe_run, pareto_front
-
-STATUS_COLOURS = {"ok": "#3b7dd8", "time-limit": "#e0a030", "too-slow": "#c05050", "too-large": "#9060b0",
-                  "failed": "#404040"}
+from swarmcnn.search.runs import describe_run
 
 
 def write_report(run_dir: str | Path, out: str | Path) -> Path:
@@ -41,25 +47,58 @@ def write_report(run_dir: str | Path, out: str | Path) -> Path:
 
 
 def report_html(run_dir: Path) -> str:
+    """The page, from what run_dir holds now: a run in progress gives what is journaled, and says what is pending."""
+    run = read_run(run_dir)
+    data, data_problem = _data(run)
+    sections = [
+        _section("search", "The search over time", search_figures(run.records, run.promotions)),
+        _section("candidates", "Every candidate", candidate_figures(run.records, run.summary)),
+        _section("swarm", "How the swarm moved", swarm_figure(run.states, run.records, run.settings.strategy)),
+        _section("architecture", "The best architecture", _architecture(run.summary, data)),
+        _section("final", "The final model", _final_model(run.path, data, data_problem)),
+        _section("settings", "Settings, data and versions", _settings(run, data, data_problem) + _check(run.path)),
+    ]
+    title = f"swarmcnn search of {run.settings.source}"
+    return PAGE.format(title=html.escape(title), status=html.escape(run.summary["status"]), body="\n".join(sections))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the journal holds of a run, read once."""
+
+    path: Path
+    summary: dict  # describe_run's
+    settings: SearchConfig
+    records: list[EvaluationRecord]
+    promotions: list[EvaluationRecord]
+    states: list[tuple[int, dict]]  # (generations told, the strategy's state then)
+    values: dict  # started, search_seconds, data_fingerprint
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """Everything the page shows of run_dir's journal (a search may still be writing it: WAL lets us read)."""
     summary = describe_run(run_dir, top=10**9)
     journal = Journal.open(run_dir)
     try:
-        settings = SearchConfig.from_journal(journal)
-        records, promotions = journal.evaluations(), journal.evaluations("promotions")
-        states = _states(journal)
-        started = journal.get("started")
+        values = {key: journal.get(key) for key in ("started", "search_seconds", "data_fingerprint")}
+        return RunRecord(run_dir, summary, SearchConfig.from_journal(journal), journal.evaluations(),
+                         journal.evaluations("promotions"), _states(journal), values)
     finally:
         journal.close()
-    sections = [
-        _section("search", "The search over time", _search_figures(records, promotions)),
-        _section("candidates", "Every candidate", _candidate_figures(records, summary)),
-        _section("swarm", "How the swarm moved", _swarm_figure(states)),
-        _section("architecture", "The best architecture", _architecture(summary, run_dir)),
-        _section("final", "The final model", _final_model(run_dir, settings)),
-        _section("settings", "Settings, data and versions", _settings(summary, settings, started) + _check(run_dir)),
-    ]
-    title = f"swarmcnn search of {settings.source}"
-    return PAGE.format(title=html.escape(title), status=html.escape(summary["status"]), body="\n".join(sections))
+
+
+def _data(run: RunRecord):
+    """The run's data set split as the search split it, or None and why it could not be read again."""
+    from swarmcnn.data import load_data
+
+    try:
+        data = load_data(run.settings.source, run.settings.data)
+    except SwarmCNNError as error:
+        return None, f"its data could not be read again: {error}"
+    recorded = run.values["data_fingerprint"]
+    if recorded is not None and recorded != data.fingerprint:
+        return None, f"'{run.settings.source}' has changed since the search (its fingerprint differs)"
+    return data, None
 
 
 PAGE = """<!doctype html>
@@ -69,7 +108,9 @@ body {{ font-family: sans-serif; max-width: 1100px; margin: 1em auto; color: #22
 figure.figure {{ display: inline-block; margin: 0.5em; vertical-align: top; min-width: 200px; min-height: 120px }}
 figure.figure svg, figure.figure img {{ max-width: 100%; height: auto }}
 table {{ border-collapse: collapse; margin: 0.5em 0 }} td, th {{ border: 1px solid #ccc; padding: 2px 6px }}
+table.facts th {{ text-align: left; font-weight: normal; color: #555 }}
 img.pixels {{ image-rendering: pixelated }}
+div.example {{ display: inline-block; margin: 4px; text-align: center; font-size: 0.8em }}
 p.pending {{ color: #a05000 }}
 </style></head>
 <body><h1>{title}</h1><p>Status: {status}</p>
@@ -89,153 +130,34 @@ def _section(anchor: str, heading: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>\n{content}\n</section>'
 
 
-def _figure(name: str, content: str, caption: str) -> str:
-    return f'<figure class="figure" id="fig-{name}">{content}<figcaption>{html.escape(caption)}</figcaption></figure>'
-
-
-def _svg(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]
-
-
-def _png(picture) -> str:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img class="pixels" alt="" src="data:image/png;base64,{data}">'
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _search_figures(records: list[EvaluationRecord], promotions: list[EvaluationRecord]) -> str:
-    if not records:
-        return '<p class="pending">No candidate is journaled yet.</p>'
-    plt = _pyplot()
-    generations = sorted({r.generation for r in records})
-    best, mean, so_far = [], [], -math.inf
-    for g in generations:
-        scores = [r.val_accuracy for r in records if r.generation == g and r.ok and r.val_accuracy is not None]
-        so_far = max([so_far, *scores])
-        best.append(so_far if so_far > -math.inf else math.nan)
-        mean.append(float(np.mean(scores)) if scores else math.nan)
-    figure, axes = plt.subplots(figsize=(5, 3))
-    axes.plot(generations, best, marker="o", label="best so far")
-    axes.plot(generations, mean, marker=".", label="mean of the generation")
-    axes.set(xlabel="generation", ylabel="validation accuracy")
-    axes.legend()
-    progress = _figure("progress", _svg(figure), "Validation accuracy per generation (rung 0).")
-    statuses = {}
-    for r in records:
-        statuses[r.status] = statuses.get(r.status, 0) + 1
-    figure, axes = plt.subplots(figsize=(4, 3))
-    axes.bar(list(statuses), list(statuses.values()), color=[STATUS_COLOURS.get(s, "#888") for s in statuses])
-    axes.set(ylabel="candidates")
-    status = _figure("status", _svg(figure), "Candidates by status.")
-    reached = {}
-    for r in records:
-        reached[r.spec] = max(reached.get(r.spec, 0), r.rung)
-    for r in promotions:
-        reached[r.spec] = max(reached.get(r.spec, 0), r.rung)
-    rungs = sorted(set(reached.values()))
-    figure, axes = plt.subplots(figsize=(4, 3))
-    axes.bar([str(k) for k in rungs], [sum(v == k for v in reached.values()) for k in rungs], color="#3b7dd8")
-    axes.set(xlabel="highest rung reached", ylabel="candidates")
-    ladder = _figure("rungs", _svg(figure), "The fidelity rung each candidate reached (more images each rung).")
-    return progress + status + ladder
-
-
-def _candidate_figures(records: list[EvaluationRecord], summary: dict) -> str:
-    trained = [r for r in records if r.ok and r.val_accuracy is not None and r.params]
-    if not trained:
-        return '<p class="pending">No candidate has been trained yet.</p>'
-    plt = _pyplot()
-    front = {r.spec for r in pareto_front(trained)}
-    chosen = summary.get("best_spec")
-    parts = []
-    for key, label in (("params", "parameters"), ("flops", "FLOPs per input")):
-        points = [r for r in trained if getattr(r, key)]
-        figure, axes = plt.subplots(figsize=(5, 3.2))
-        axes.scatter([getattr(r, key) for r in points], [r.val_accuracy for r in points], s=12, c="#9ab",
-                     label="candidate")
-        on_front = sorted((r for r in points if r.spec in front), key=lambda r: getattr(r, key))
-        axes.plot([getattr(r, key) for r in on_front], [r.val_accuracy for r in on_front], "-o", color="#d04",
-                  markersize=4, label="Pareto front")
-        best = [r for r in points if r.spec == chosen]
-        if best:
-            axes.scatter([getattr(best[0], key)], [best[0].val_accuracy], s=120, marker="*", c="gold",
-                         edgecolors="black", zorder=5, label="chosen")
-        axes.set(xscale="log", xlabel=label, ylabel="validation accuracy")
-        axes.legend(fontsize=7)
-        parts.append(_figure(f"pareto-{key}", _svg(figure), f"Validation accuracy against {label}."))
-    return "".join(parts)
-
-
 def _states(journal: Journal) -> list[tuple[int, dict]]:
+    """Every swarm state journaled, in order (Journal itself reads only the last, for a resume)."""
     try:
         rows = journal.db.execute("SELECT generation, state FROM swarm_state ORDER BY generation").fetchall()
-    except sqlite3.DatabaseError as error:
+        return [(generation, json.loads(state)) for generation, state in rows]
+    except (sqlite3.DatabaseError, ValueError) as error:  # ValueError: a state that is not JSON
         raise journal.damaged(f"its swarm states cannot be read ({error})") from error
-    return [(generation, json.loads(state)) for generation, state in rows]
 
 
-def _swarm_figure(states: list[tuple[int, dict]]) -> str:
-    moves = [(g, np.asarray(s["position"], dtype=float), s.get("best_scores")) for g, s in states if "position" in s]
-    if not moves:
-        return "<p>No particle positions are journaled: only the swarms keep them, after their first generation.</p>"
-    plt = _pyplot()
-    everything = np.concatenate([p for _, p, _ in moves])
-    centre = everything.mean(0)
-    _, _, axes_of = np.linalg.svd(everything - centre, full_matrices=False)
-    figure, axes = plt.subplots(figsize=(5.5, 4))
-    previous = None
-    for generation, positions, scores in moves:
-        flat = (positions - centre) @ axes_of[:2].T
-        values = [s if isinstance(s, (int, float)) and math.isfinite(s) else np.nan for s in (scores or [])]
-        colours = values if len(values) == len(flat) else None
-        shown = axes.scatter(flat[:, 0], flat[:, 1], c=colours, cmap="viridis", s=14 + 2 * generation, vmin=0, vmax=1)
-        if previous is not None and len(previous) == len(flat):
-            for a, b in zip(previous, flat):
-                axes.plot([a[0], b[0]], [a[1], b[1]], color="#ccc", linewidth=0.5, zorder=0)
-        previous = flat
-    figure.colorbar(shown, ax=axes, label="particle's best score")
-    axes.set(xlabel="first principal axis", ylabel="second principal axis")
-    caption = f"Particles' positions, {len(moves)} generations, projected to 2-D (PCA); lines follow each particle."
-    return _figure("swarm", _svg(figure), caption)
-
-
-def _architecture(summary: dict, run_dir: Path) -> str:
+def _architecture(summary: dict, data) -> str:
     from swarmcnn.spec import Spec
 
     text = summary.get("best_spec")
     if not text:
         return '<p class="pending">No architecture has been scored yet.</p>'
-    spec = Spec.parse(text)
-    model_file = run_dir / "best" / "model.json"
-    if not model_file.is_file():
-        return f"<p>Best so far: <code>{html.escape(text)}</code> (the final model is pending).</p>"
-    described = json.loads(model_file.read_text())
-    shape = tuple(described["input_shape"])
-    classes = len(described["class_names"])
+    chosen = "chosen" if summary.get("final") else "best so far (the final choice is pending)"
+    if data is None:
+        return f"<p>The {chosen}: <code>{html.escape(text)}</code> (its data is needed for its shapes).</p>"
+    spec, shape, classes = Spec.parse(text), tuple(data.input_shape), len(data.class_names)
     own = [_weights(Spec(spec.layers[:i]), shape, classes) for i in range(len(spec.layers) + 1)]
     rows = [f"<tr><td>input</td><td>{'×'.join(map(str, shape))}</td><td></td></tr>"]
     for i, (layer, after) in enumerate(zip(spec.layers, spec.shapes(shape))):
-        rows.append(f"<tr><td>{html.escape(str(layer))}</td><td>{html.escape(str(after))}</td>"
+        rows.append(f"<tr><td>{html.escape(str(layer))}</td><td>{after}</td>"
                     f"<td>{own[i + 1] - own[i]:,}</td></tr>")
     total = spec.num_params(shape, classes)
+    rows.append(f"<tr><td>class layer</td><td>{classes}</td><td>{total - own[-1]:,}</td></tr>")
     table = "<table><tr><th>layer</th><th>output</th><th>parameters</th></tr>" + "".join(rows) + "</table>"
-    return f"<p><code>{html.escape(text)}</code>: {total:,} parameters in all (class layer included).</p>{table}"
+    return f"<p>The {chosen}: <code>{html.escape(text)}</code>, {total:,} parameters in all.</p>{table}"
 
 
 def _weights(spec, shape: tuple[int, ...], classes: int) -> int:
@@ -243,59 +165,46 @@ def _weights(spec, shape: tuple[int, ...], classes: int) -> int:
     return spec.num_params(shape, classes) - classes * (spec.feature_size(shape) + 1)
 
 
-def _final_model(run_dir: Path, settings: SearchConfig) -> str:
+def _final_model(run_dir: Path, data, data_problem: str | None) -> str:
+    """The final model's training curve, then its test again: confusion, per class, mistakes, features."""
     if not (run_dir / "best" / "model.json").is_file():
         return '<p class="pending">The final training has not finished yet: its model, test and features follow.</p>'
-    import torch
-
     from swarmcnn.checkpoint import load
-    from swarmcnn.data import load_data
     from swarmcnn.explain import first_conv_weight
-    from swarmcnn.render import features_image, input_image
-    from swarmcnn.train import evaluate, predict_logits
+    from swarmcnn.render import features_image
 
     trained = load(run_dir / "best")
     metrics = trained.metrics
-    parts = [f"<p>{html.escape(str(metrics.get('status')))}: {html.escape(str(metrics.get('reason')))}; "
-             "the training curve of the final model is not journaled.</p>"]
-    try:
-        test = load_data(settings.source, settings.data).test
-    except SwarmCNNError as error:
-        return "".join(parts) + f"<p>Its data could not be read again: {html.escape(str(error))}</p>"
-    result = evaluate(trained.module, test, trained.normalization)
-    shape = "×".join(map(str, trained.input_shape))
-    parts.append(f"<p>Data: {html.escape(settings.source)}, inputs {shape}, {len(trained.class_names)} classes; "
-                 f"the final model trained on train+validation and was tested on {len(test)} test samples.</p>")
-    plt = _pyplot()
-    confusion = np.asarray(result.confusion)
-    figure, axes = plt.subplots(figsize=(4.5, 4))
-    axes.imshow(confusion, cmap="Blues")
-    names = trained.class_names
-    axes.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
-    axes.set_xticklabels(names, rotation=90, fontsize=7)
-    axes.set_yticklabels(names, fontsize=7)
-    for (i, j), count in np.ndenumerate(confusion):
-        if count:
-            axes.text(j, i, str(count), ha="center", va="center", fontsize=6)
-    parts.append(_figure("confusion", _svg(figure), f"Confusion on the test split: accuracy {result.accuracy:.4f}."))
-    per_class = zip(names, result.per_class_accuracy)
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{a:.3f}</td></tr>" for n, a in per_class)
-    parts.append(f"<table><tr><th>class</th><th>test accuracy</th></tr>{rows}</table>")
-    guesses = predict_logits(trained.module, test.x, trained.normalization).argmax(1)
-    wrong = torch.nonzero(guesses != test.y).flatten()[:16].tolist()
-    if wrong:
-        cells = "".join(
-            f"<div style='display:inline-block;margin:4px;text-align:center'>{_png(input_image(test.x[i]))}<br>"
-            f"true {html.escape(names[int(test.y[i])])}, said {html.escape(names[int(guesses[i])])}</div>"
-            for i in wrong
-        )
-        parts.append(_figure("misclassified", cells, f"Misclassified test examples ({len(wrong)} shown)."))
+    parts = [f"<p>Its training: {html.escape(str(metrics.get('status')))} ({html.escape(str(metrics.get('reason')))})"
+             f", {metrics.get('epochs')} epochs in {metrics.get('train_seconds', 0):.1f} s.</p>", curve_figure(metrics)]
+    expected = (tuple(trained.input_shape), tuple(trained.class_names))
+    if data is None or (tuple(data.input_shape), tuple(data.class_names)) != expected:
+        why = data_problem or "its data no longer gives the model's inputs and classes"
+        parts.append(f"<p>Its test cannot be repeated: {html.escape(why)}.</p>")
     else:
-        parts.append("<p>No test example is misclassified.</p>")
+        parts.append(_test(trained, data.test))
     weight = first_conv_weight(trained.module)
     if weight is not None:
-        parts.append(_figure("features", _png(features_image(weight)), "The features the first convolution learned."))
+        caption = "The features the first convolution learned" + (" (time slices side by side)." if weight.dim() == 5
+                                                                    else ".")
+        parts.append(figure_html("features", png(features_image(weight)), caption))
     return "".join(parts)
+
+
+def _test(trained, test) -> str:
+    from swarmcnn.train import evaluate, predict_logits
+
+    if len(test) == 0:
+        return "<p>Its data has no test split: nothing to test it on.</p>"
+    result = evaluate(trained.module, test, trained.normalization)
+    guesses = predict_logits(trained.module, test.x, trained.normalization).argmax(1)
+    names = trained.class_names
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{a:.3f}</td></tr>"
+                   for n, a in zip(names, result.per_class_accuracy))
+    return (f"<p>Tested again on the {len(test)} samples of its test split: accuracy {result.accuracy:.4f}.</p>"
+            + confusion_figure(np.asarray(result.confusion), names)
+            + f"<table><tr><th>class</th><th>test accuracy</th></tr>{rows}</table>"
+            + misclassified_figure(test, guesses, names))
 
 
 CHECK_FILE = "check.json"  # `swarmcnn check DATA --json > RUN_DIR/check.json`: its verdict joins the report
@@ -313,23 +222,56 @@ def _check(run_dir: Path) -> str:
     return f"<p>Is a CNN the right tool? <code>swarmcnn check</code>: {html.escape(str(verdict))}.</p>"
 
 
-def _settings(summary: dict, settings: SearchConfig, started) -> str:
-    import torch
-
-    from swarmcnn import __version__
-
+def _settings(run: RunRecord, data, data_problem: str | None) -> str:
+    settings, summary, final = run.settings, run.summary, run.summary.get("final") or {}
+    started = run.values["started"]
     facts = {
         "data": settings.source,
         "strategy": settings.strategy,
         "seed": settings.seed,
-        "budget": settings.budget_seconds,
-        "evaluations": summary["evaluations"],
-        "search seconds (candidates and promotions)": round(summary["search_seconds"], 1),
-        "final": summary.get("final"),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, float) else None,
-        "versions": {"swarmcnn": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "budget": f"{settings.budget_seconds:.0f} s" if settings.budget_seconds else "none (a number of candidates)",
+        "candidates": f"{summary['evaluations']} ({', '.join(f'{k} {v}' for k, v in summary['candidates'].items())})",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else None,
+        "search (seconds, wall clock)": _rounded(run.values["search_seconds"]),
+        "candidates' and promotions' training (seconds, summed)": _rounded(summary["search_seconds"]),
+        "final training (seconds)": _rounded(final.get("final_seconds")) if final else "pending",
+        "test accuracy of the final model": accuracy_text(final.get("test_accuracy")) if final else "pending",
     }
-    text = json.dumps(facts, indent=2, default=str)
-    config = json.dumps(settings.to_dict(), indent=2, default=str)
-    every = f"<details><summary>all settings</summary><pre>{html.escape(config)}</pre></details>"
-    return f"<pre>{html.escape(text)}</pre>{every}"
+    every = json.dumps(settings.to_dict(), indent=2, default=str)
+    return (_facts("The run", facts) + _data_summary(data, data_problem) + _facts("Versions", _versions())
+            + f"<details><summary>all settings</summary><pre>{html.escape(every)}</pre></details>")
+
+
+def _data_summary(data, data_problem: str | None) -> str:
+    if data is None:
+        return f"<p>The data set: {html.escape(data_problem or 'not read')}.</p>"
+    counts = np.bincount(data.test.y.numpy(), minlength=len(data.class_names)) if len(data.test) else []
+    return _facts("The data set", {
+        "inputs": "×".join(map(str, data.input_shape)) + (" (channels, frames, height, width)"
+                                                           if len(data.input_shape) == 4 else ""),
+        "classes": f"{len(data.class_names)}: {', '.join(data.class_names[:20])}"
+                   + (" ..." if len(data.class_names) > 20 else ""),
+        "samples": f"train {len(data.train)}, validation {len(data.val)}, test {len(data.test)}",
+        "test samples per class": ", ".join(map(str, counts)),
+        "fingerprint": data.fingerprint,
+    })
+
+
+def _versions() -> dict:
+    """The libraries that write this page (the journal does not record those the search ran with)."""
+    import matplotlib
+    import torch
+
+    from swarmcnn import __version__
+
+    return {"swarmcnn": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "matplotlib": matplotlib.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _facts(heading: str, facts: dict) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    return f"<h3>{html.escape(heading)}</h3><table class='facts'>{rows}</table>"
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
