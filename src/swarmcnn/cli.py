@@ -310,8 +310,8 @@ def _add_search_parser(commands) -> None:
     cluster.add_argument("--executor", choices=("local", "ray"), help="where candidates train: local (default) or ray")
     cluster.add_argument("--address", help="the Ray cluster to join, e.g. ray://head:10001 or auto (default: start "
                          "a local one on this machine's cores)")
-    cluster.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs of each candidate's Ray task (1)")
-    cluster.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs of each candidate's Ray task, "
+    cluster.add_argument("--cpus-per-trial", type=float, help="CPUs of each candidate's Ray task (1)")
+    cluster.add_argument("--gpus-per-trial", type=float, help="GPUs of each candidate's Ray task, "
                          "a fraction packs several on one GPU (0)")
     search.add_argument("--seed", type=int, help="seed of the strategy and of every training (0)")
     search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space)")
@@ -799,17 +799,20 @@ RUNTIME = ("executor", "address", "cpus_per_trial", "gpus_per_trial")  # where i
 def _executor_factory(args: argparse.Namespace):
     """None for the local executors (the search picks one), or one that puts candidates on Ray."""
     if args.executor != "ray":
-        if args.address is not None:
-            raise SwarmCNNError("--address is for --executor ray")
+        given = [f"--{k.replace('_', '-')}" for k in RUNTIME[1:] if getattr(args, k) is not None]
+        if given:
+            raise SwarmCNNError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --executor ray")
         return None
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise SwarmCNNError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
-    from swarmcnn.search.ray_executor import RayExecutor, require_ray
+    if args.workers is not None:
+        raise SwarmCNNError("--workers is for the local executor; Ray trains as many candidates side by side as "
+                            "the cluster's CPUs and GPUs hold (see --cpus-per-trial, --gpus-per-trial)")
+    cpus = 1 if args.cpus_per_trial is None else args.cpus_per_trial
+    gpus = 0 if args.gpus_per_trial is None else args.gpus_per_trial
+    if cpus <= 0 or gpus < 0:
+        raise SwarmCNNError(f"--cpus-per-trial must be positive and --gpus-per-trial not negative, got {cpus}, {gpus}")
+    from swarmcnn.search.ray_executor import ray_executors
 
-    require_ray()  # a missing Ray is one line before any work
-    return lambda data, normalization: RayExecutor(
-        data, normalization, args.address, args.cpus_per_trial, args.gpus_per_trial
-    )
+    return ray_executors(args.address, cpus, gpus)  # a missing Ray or a wrong address: one line before any work
 
 
 def run_runs(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from swarmcnn.search.executors import InProcess
 from swarmcnn.search.journal import JOURNAL_FILE
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.space import SearchSpace
+from tests.search.fakes import Refusing
 
 SPACE = (
     "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
@@ -113,21 +114,8 @@ def test_runs_show_without_json_prints_tables_and_the_test_accuracy(run_dir, cap
     assert "test accuracy 0." in out and "final training" in out
 
 
-class _Refusing:
-    """An executor that fails the test if asked to train anything."""
-
-    def map(self, jobs):
-        pytest.fail(f"trained again: {[str(spec) for spec, _ in jobs]}")
-
-    def cancel_pending(self):
-        pass
-
-    def close(self):
-        pass
-
-
 def test_resume_of_a_finished_run_trains_nothing_and_succeeds(run_dir):
-    Search.resume(run_dir, executor=lambda data, normalization: _Refusing()).run()
+    Search.resume(run_dir, executor=Refusing(pytest.fail)).run()
     assert main(["search", "--resume", str(run_dir), "--quiet"]) == 0
 
 

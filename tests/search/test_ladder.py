@@ -8,13 +8,12 @@ import pytest
 
 from swarmcnn.cli import main
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search import executors as executors_module
-from swarmcnn.search import loop as loop_module
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.ladder import ETA, best_of_top, by_rung, due, finishing, finishing_seconds, rung_config
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.space import SearchSpace
+from tests.search.fakes import Refusing, StopBeforeFinal
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 CHEAP = EvaluationConfig(epochs=1, train_fraction=0.3)
@@ -81,20 +80,16 @@ def test_search_promotes_the_best_and_chooses_the_best_of_the_top_rung(tmp_path)
     assert all(r.images > 2 * max(s.images for s in searched) for r in at[2].values() if r.ok)
 
 
-def test_resume_after_promotion_retrains_nothing(tmp_path, monkeypatch):
+def test_resume_after_promotion_retrains_nothing(tmp_path):
     config = SearchConfig(
         source="digits", strategy="random", evaluations=4, final_epochs=1, space=TINY, evaluation=CHEAP, designs=False
     )
-    search = Search.start(tmp_path / "run", config)
-    real_final = loop_module.Search._final_training
-    monkeypatch.setattr(loop_module.Search, "_final_training", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    search = Search.start(tmp_path / "run", config, StopBeforeFinal())
     with pytest.raises(KeyboardInterrupt):  # killed after the promotions, before the final training
         search.run()
     promoted = len(search.journal.evaluations("promotions"))
     search.journal.close()
-    monkeypatch.setattr(loop_module.Search, "_final_training", real_final)
-    monkeypatch.setattr(executors_module, "evaluate_candidate", lambda *a, **k: pytest.fail("trained again"))
-    summary = Search.resume(tmp_path / "run").run()
+    summary = Search.resume(tmp_path / "run", executor=Refusing(pytest.fail)).run()
     assert summary.evaluations == 4 and len(Journal.open(tmp_path / "run").evaluations("promotions")) == promoted
 
 

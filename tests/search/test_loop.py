@@ -20,8 +20,6 @@ import pytest
 
 import swarmcnn
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search import evaluate as evaluate_module
-from swarmcnn.search import executors as executors_module
 from swarmcnn.search import loop as loop_module
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal
@@ -31,6 +29,7 @@ from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import Candidate, Strategy
 from swarmcnn.spec import Spec
 from swarmcnn.train import evaluate
+from tests.search.fakes import Recording
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 CHEAP = EvaluationConfig(epochs=1, train_fraction=0.3)
@@ -52,19 +51,6 @@ def _rows(run_dir: Path) -> list[tuple]:
         return db.execute("SELECT id, spec, status, score, created FROM evaluations ORDER BY id").fetchall()
     finally:
         db.close()
-
-
-def _count_evaluations(monkeypatch) -> list[str]:
-    """Specs trained from now on (in this process), in order."""
-    trained: list[str] = []
-    real = executors_module.evaluate_candidate
-
-    def counting(spec, *args, **kwargs):
-        trained.append(str(spec))
-        return real(spec, *args, **kwargs)
-
-    monkeypatch.setattr(executors_module, "evaluate_candidate", counting)
-    return trained
 
 
 def _assert_model_dir_matches(summary, digits) -> None:
@@ -168,10 +154,10 @@ class Repeating(Strategy):
 
 def test_identical_specs_are_trained_once_and_told_from_the_journal(tmp_path, monkeypatch):
     monkeypatch.setattr(loop_module, "get_strategy", lambda name: Repeating)
-    trained = _count_evaluations(monkeypatch)
-    search = Search.start(tmp_path / "run", _config(evaluations=4))
+    recording = Recording()
+    search = Search.start(tmp_path / "run", _config(evaluations=4), executor=recording)
     search.run()
-    assert trained == [A, B, C, D]
+    assert recording.trained == [A, B, C, D]
     scores = {r.spec: r.score for r in search.journal.evaluations()}
     assert sorted(scores) == sorted([A, B, C, D])
     told = [[(t, scores[t]) for t in generation] for generation in Repeating.plan]
@@ -179,16 +165,9 @@ def test_identical_specs_are_trained_once_and_told_from_the_journal(tmp_path, mo
     assert [r.origin for r in search.journal.evaluations()] == [{"slot": 0}, {"slot": 1}, {"slot": 1}, {"slot": 2}]
 
 
-def test_failing_candidates_are_recorded_with_their_reason_and_the_search_finishes(tmp_path, monkeypatch, digits):
-    real = evaluate_module.build_seeded
-
-    def break_fc(spec, *args):
-        if "fc" in str(spec):
-            raise RuntimeError("boom in a fully connected layer")
-        return real(spec, *args)
-
-    monkeypatch.setattr(evaluate_module, "build_seeded", break_fc)
-    search = Search.start(tmp_path / "run", _config(evaluations=6))
+def test_failing_candidates_are_recorded_with_their_reason_and_the_search_finishes(tmp_path, digits):
+    breaking_fc = Recording(fail=lambda spec: "fc" in spec, reason="boom in a fully connected layer")
+    search = Search.start(tmp_path / "run", _config(evaluations=6), executor=breaking_fc)
     summary = search.run()
     records = search.journal.evaluations()
     failed = [r for r in records if "fc" in r.spec]
@@ -242,7 +221,7 @@ def _wait_for_evaluations(proc: subprocess.Popen, journal: Path, at_least: int, 
     raise AssertionError(f"search ended or stalled before {at_least} evaluations: rc {proc.poll()}")
 
 
-def test_resume_after_kill_loses_no_evaluation_and_retrains_none(tmp_path, monkeypatch, digits):
+def test_resume_after_kill_loses_no_evaluation_and_retrains_none(tmp_path, digits):
     run_dir, budget = tmp_path / "run", 8
     (tmp_path / "space.toml").write_text(
         "[space]\nblocks = [1, 2]\nconvs_per_block = [1, 1]\nfeatures = [8, 32]\nfc_layers = [0, 1]\n"
@@ -261,8 +240,9 @@ def test_resume_after_kill_loses_no_evaluation_and_retrains_none(tmp_path, monke
     assert 2 <= len(before) < budget
     assert describe_run(run_dir)["status"].startswith("unfinished")
 
-    trained = _count_evaluations(monkeypatch)
-    summary = Search.resume(run_dir).run()
+    recording = Recording()
+    summary = Search.resume(run_dir, executor=recording).run()
+    trained = recording.trained
     after = _rows(run_dir)
     assert summary.evaluations == len(after) == budget
     assert after[: len(before)] == before  # same ids, specs, statuses, scores and times: nothing redone
@@ -271,19 +251,6 @@ def test_resume_after_kill_loses_no_evaluation_and_retrains_none(tmp_path, monke
     assert not set(trained) & {row[1] for row in before}
     assert len(trained) == budget - len(before)
     _assert_model_dir_matches(summary, digits)
-
-
-def _interrupt_after(monkeypatch, k: int) -> None:
-    """The k+1-th evaluation raises KeyboardInterrupt, as Ctrl-C would during its training."""
-    real, calls = executors_module.evaluate_candidate, []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > k:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(executors_module, "evaluate_candidate", interrupting)
 
 
 def _history(run_dir: Path) -> list[tuple]:
@@ -295,21 +262,20 @@ def _history(run_dir: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("interrupt_after", [3, 10])  # inside the first generation of 8; inside the second
-def test_interrupted_and_resumed_search_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, interrupt_after):
+def test_interrupted_and_resumed_search_ends_as_an_uninterrupted_one(tmp_path, interrupt_after):
     config = _config(strategy="pso", evaluations=12, seed=5)
-    whole = Search.start(tmp_path / "whole", config).run()
+    whole = Search.start(tmp_path / "whole", config, executor=Recording()).run()
 
-    with monkeypatch.context() as patch:
-        _interrupt_after(patch, interrupt_after)
-        interrupted = Search.start(tmp_path / "parts", config)
-        with pytest.raises(KeyboardInterrupt):
-            interrupted.run()
-        interrupted.journal.close()
+    # the k+1-th training raises KeyboardInterrupt, as Ctrl-C would during it
+    interrupted = Search.start(tmp_path / "parts", config, executor=Recording(interrupt_after=interrupt_after))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    interrupted.journal.close()
     assert len(_rows(tmp_path / "parts")) == interrupt_after
-    trained = _count_evaluations(monkeypatch)
-    resumed = Search.resume(tmp_path / "parts").run()
+    recording = Recording()
+    resumed = Search.resume(tmp_path / "parts", executor=recording).run()
 
-    assert len(trained) == 12 - interrupt_after
+    assert len(recording.trained) == 12 - interrupt_after
     assert _history(tmp_path / "parts") == _history(tmp_path / "whole")
     assert (resumed.best_spec, resumed.best_val_accuracy) == (whole.best_spec, whole.best_val_accuracy)
     assert resumed.test_accuracy == whole.test_accuracy

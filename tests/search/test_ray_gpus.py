@@ -47,6 +47,6 @@ def _most_side_by_side(executor, jobs) -> int:
 @pytest.mark.parametrize("gpus, side_by_side", [(1.0, 1), (0.5, 2)])
 def test_candidates_are_packed_by_their_share_of_a_gpu(one_fake_gpu, digits, gpus, side_by_side):
     executor = RayExecutor(digits, Normalization.of(digits.train.x), cpus=1, gpus=gpus)
-    config = EvaluationConfig(epochs=15, device="cpu")
+    config = EvaluationConfig(epochs=6, device="cpu")
     jobs = [(Spec.parse(f"conv{n}x3 relu fc32 relu"), config) for n in (8, 9, 10, 11)]
     assert _most_side_by_side(executor, jobs) == side_by_side

@@ -22,13 +22,13 @@ import pytest
 from swarmcnn.cli import main
 from swarmcnn.data import Split
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search import loop as loop_module
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import JOURNAL_FILE, LOCK_FILE, NEW_JOURNAL_PREFIX, Journal
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.runs import describe_run
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
+from tests.search.fakes import StopBeforeFinal
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 CHEAP = EvaluationConfig(epochs=1, train_fraction=0.3)
@@ -360,9 +360,8 @@ def test_best_params_and_accuracy_are_those_of_the_best_spec_after_promotion(fin
     _assert_best_fields_agree(summary, summary["promotions"])
 
 
-def test_best_fields_of_an_unfinished_run_agree_too(tmp_path, monkeypatch):
-    search = Search.start(tmp_path / "run", _config(rungs=2))
-    monkeypatch.setattr(loop_module.Search, "_final_training", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+def test_best_fields_of_an_unfinished_run_agree_too(tmp_path):
+    search = Search.start(tmp_path / "run", _config(rungs=2), StopBeforeFinal())
     with pytest.raises(KeyboardInterrupt):  # stopped after the promotions, before the final training
         search.run()
     search.journal.close()

@@ -314,7 +314,7 @@ class Search:
             str(self.run_dir / BEST_DIR),
         )
 
-    def _search(self, executor) -> None:
+    def _search(self, executor: Executor) -> None:
         if self.config.designs:
             designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
@@ -336,14 +336,15 @@ class Search:
             self.journal.put("search_seconds", self._elapsed())
             self._promote_due(executor)
 
-    def _promote_due(self, executor) -> None:
+    def _promote_due(self, executor: Executor) -> None:
         """The promotions decided after the last generation told that are not in the journal yet."""
-        for spec, rung in self.journal.get("promotions_due", []):
-            if spec in self.rungs.get(rung, {}):
-                continue
-            if not self._seconds_left_positive():
-                break
-            self._promote(executor, (self.rungs[rung - 1][spec], rung))
+        due_now = [
+            (self.rungs[rung - 1][spec], rung)
+            for spec, rung in self.journal.get("promotions_due", [])
+            if spec not in self.rungs.get(rung, {})
+        ]
+        if due_now and self._seconds_left_positive():
+            self._promote(executor, due_now)
 
     def _idle_generations(self) -> int:
         """How many generations told in a row, up to the last, proposed nothing new: read from the records (rung 0,
@@ -354,7 +355,7 @@ class Search:
             idle += 1
         return idle
 
-    def _evaluate(self, executor, candidates: list[tuple[str, dict]], designs: bool = False) -> None:
+    def _evaluate(self, executor: Executor, candidates: list[tuple[str, dict]], designs: bool = False) -> None:
         """Score candidates at rung 0 (those too slow to try without training), journal each as it comes.
 
         The designs are the search's yardstick: all of them train, each for its planned images, whatever the
@@ -384,23 +385,26 @@ class Search:
         best = next(iter(ranked(self.known.values())), None)
         self.reporter.evaluated(record, best, len(self.known), self.strategy.generation, self._seconds_left())
 
-    def _promote(self, executor, promotion: tuple[EvaluationRecord, int]) -> None:
-        """Train a record's spec again at a higher rung, and journal it."""
-        record, rung = promotion
-        config = self._rung_config(rung)
-        _, trained = next(executor.map([(Spec.parse(record.spec), config)]))
-        origin = {"score": record.score, "from_rung": record.rung}
-        trained = replace(trained, generation=record.generation, origin=origin, rung=rung)
-        self._journal(trained, "promotions")
-        self.rungs.setdefault(rung, {})[trained.spec] = trained
-        self.reporter.promoted(trained, config.epochs)
+    def _promote(self, executor: Executor, promotions: list[tuple[EvaluationRecord, int]]) -> None:
+        """Train records' specs again at higher rungs, side by side where the executor has workers, and journal
+        each as it comes; once the budget is spent no further one starts."""
+        jobs = [(Spec.parse(record.spec), self._rung_config(rung)) for record, rung in promotions]
+        for i, trained in executor.map(jobs):
+            record, rung = promotions[i]
+            origin = {"score": record.score, "from_rung": record.rung}
+            trained = replace(trained, generation=record.generation, origin=origin, rung=rung)
+            self._journal(trained, "promotions")
+            self.rungs.setdefault(rung, {})[trained.spec] = trained
+            self.reporter.promoted(trained, jobs[i][1].epochs)
+            if not self._seconds_left_positive():
+                executor.cancel_pending()  # what is already training is still journaled
 
-    def _finish_ladder(self, executor) -> None:
+    def _finish_ladder(self, executor: Executor) -> None:
         """Put the best of every rung on the rung above, up to the top, while the final training's time holds."""
         while (step := finishing(self.rungs, self.plan.top_rung)) is not None:
             if self.config.budget_seconds is not None and self._seconds_for_search() <= 0:
                 return
-            self._promote(executor, step)
+            self._promote(executor, [step])
 
     def _rung_config(self, rung: int) -> EvaluationConfig:
         """A rung's training, with the final training's augmentation: a network is ranked by the recipe it will

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from swarmcnn.data import Dataset
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.evaluate import EvaluationConfig, evaluate_candidate, failure
-from swarmcnn.search.executors import Job
+from swarmcnn.search.executors import ExecutorFactory, Job
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
@@ -29,6 +29,15 @@ def require_ray():
     except ImportError as error:
         raise SwarmCNNError(f"--executor ray needs Ray: {INSTALL_HINT}") from error
     return ray
+
+
+def ray_executors(address: str | None = None, cpus: float = 1, gpus: float = 0) -> ExecutorFactory:
+    """Join the cluster now, before the search writes anything (a wrong --address leaves no run folder behind),
+    and make executors on it; the connection lasts as long as this process."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        _join(ray, address)
+    return lambda data, normalization: RayExecutor(data, normalization, address, cpus, gpus)
 
 
 class RayExecutor:
@@ -47,7 +56,7 @@ class RayExecutor:
         self.ray = ray
         self.started_ray = not ray.is_initialized()
         if self.started_ray:  # an existing cluster at `address`, or a local one of this machine's cores
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            _join(ray, address)
         self.data = ray.put((data, normalization))  # once: every task reads the same object
         self.threads = max(1, int(cpus))
         self.task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries)(_evaluate_task)
@@ -66,7 +75,7 @@ class RayExecutor:
             except ray.exceptions.TaskCancelledError:
                 continue
             except ray.exceptions.RayError as error:  # its retries spent: a failed candidate, journaled once
-                reason = f"its Ray task failed: {str(error).splitlines()[0][:200]}"
+                reason = f"its Ray task failed: {_first_line(error)}"
                 record = failure(jobs[index][0], "failed", reason, worker="ray")
             yield index, record
 
@@ -76,8 +85,25 @@ class RayExecutor:
             self.ray.cancel(ref)
 
     def close(self) -> None:
+        """Cancel what is still pending (a search interrupted mid-generation leaves no task training for nobody),
+        and end the Ray instance if this executor started it."""
+        self.cancel_pending()
         if self.started_ray:
             self.ray.shutdown()
+
+
+def _join(ray, address: str | None) -> None:
+    """Join the cluster at `address` (None: start one here); an address that leads nowhere is the user's to fix."""
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at --address {address}" if address else "a local Ray instance"
+        raise SwarmCNNError(f"could not join {where}: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def _evaluate_task(
