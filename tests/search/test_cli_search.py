@@ -18,10 +18,6 @@ from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.space import SearchSpace
 from tests.search.fakes import Refusing
 
-SPACE = (
-    "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
-)
-
 
 def _search_args(space, out, evaluations=3, *extra) -> list[str]:
     return [
@@ -43,13 +39,6 @@ def _search_args(space, out, evaluations=3, *extra) -> list[str]:
         str(out),
         *extra,
     ]
-
-
-@pytest.fixture(scope="module")
-def space(tmp_path_factory):
-    path = tmp_path_factory.mktemp("space") / "space.toml"
-    path.write_text(SPACE)
-    return path
 
 
 @pytest.fixture(scope="module")

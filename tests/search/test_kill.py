@@ -22,9 +22,6 @@ import pytest
 
 from swarmcnn.search.journal import JOURNAL_FILE, NEW_JOURNAL_PREFIX
 
-SPACE = (
-    "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
-)
 EVALUATIONS = 14
 TIMEOUT = 120  # seconds for any one search on a busy machine
 
@@ -85,13 +82,6 @@ def _continue(space: Path, run_dir: Path) -> subprocess.CompletedProcess:
     """What a user does after a kill: --resume where a journal was made, else the same command again."""
     command = _resume_command(run_dir) if (run_dir / JOURNAL_FILE).exists() else _command(space, run_dir)
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
-
-
-@pytest.fixture(scope="module")
-def space(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("space") / "space.toml"
-    path.write_text(SPACE)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,6 @@ from tests.search.fakes import StopBeforeFinal
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 CHEAP = EvaluationConfig(epochs=1, train_fraction=0.3)
-SPACE = (
-    "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
-)
 
 
 def _config(**changes) -> SearchConfig:
@@ -59,13 +56,6 @@ def _one_line_error(capsys, *words: str) -> str:
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def space(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("space") / "space.toml"
-    path.write_text(SPACE)
-    return path
 
 
 @pytest.fixture(scope="module")

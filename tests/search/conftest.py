@@ -1,0 +1,20 @@
+"""Fixtures the search tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# one block of one convolution of 8-16 features, at most one fully connected layer: candidates of a second
+TINY_SPACE = (
+    "[space]\nblocks = [1, 1]\nconvs_per_block = [1, 1]\nfeatures = [8, 16]\nfc_layers = [0, 1]\nneurons = [16, 32]\n"
+)
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory) -> Path:
+    """A --space file of tiny candidates, for searches that must take seconds."""
+    path = tmp_path_factory.mktemp("space") / "space.toml"
+    path.write_text(TINY_SPACE)
+    return path
