@@ -21,7 +21,7 @@ core, as on a user's busy laptop: a shared machine should cost time, not quality
 
     python benchmarks/search_quality.py [--datasets digits mnist-5k cifar-500 cifar-2000]
         [--data NAME=SOURCE[,budget=S][,per_class=N][,augment][,flip] ...] [--budget S]
-        [--seeds 0 1 2] [--methods pso tpe ...] [--one-seed psocnn random tpe] [--loaded]
+        [--seeds 0 1 2] [--methods pso tpe ...] [--one-seed psocnn random tpe] [--loaded] [--precision fp32]
         [--out DIR] [--outcomes FILE.jsonl] [--json]
     python benchmarks/search_quality.py --table REPORT.json     # the tables of a saved --json report
     python benchmarks/search_quality.py --table OUTCOMES.jsonl  # the tables of the runs finished so far
@@ -54,6 +54,7 @@ import torch
 from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import DESIGNS, design
+from swarmcnn.hardware import resolve
 from swarmcnn.search.budget import final_epochs, final_schedule_epochs
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.final import final_config, train_final
@@ -81,6 +82,11 @@ class Bench:
     per_class: int | None = None  # the first N training images of each class (a smaller set, not a copy)
     augment: bool = False  # random shifts in the final training (`search --augment`)
     flip: bool = False  # random horizontal flips in the final training (`search --flip`)
+    precision: str = "auto"  # `search --precision`: every method of a data set trains in the same one
+
+    @property
+    def resolved_precision(self) -> str:
+        return resolve("auto", self.precision).precision
 
     @property
     def data(self) -> DataConfig:
@@ -110,6 +116,7 @@ class Outcome:
     final_epochs: int = 0  # planned
     final_epochs_trained: float = 0.0
     final_cut_by_time: bool = False
+    precision: str = "fp32"  # as trained (rows saved before this field existed were all fp32)
 
 
 # -- the methods -----------------------------------------------------------------------------------------
@@ -125,7 +132,7 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
         seed=seed,
         augment=bench.augment,
         flip=bench.flip,
-        evaluation=EvaluationConfig(seed=seed),
+        evaluation=EvaluationConfig(seed=seed, precision=bench.precision),
         data=bench.data,
     )
     shutil.rmtree(run_dir, ignore_errors=True)  # a run cut off by an earlier, killed benchmark starts again
@@ -140,6 +147,7 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
     return Outcome(
         name, seed, summary.test_accuracy, params, seconds, summary.best_spec, len(records),
         candidate_counts(records), final["final_epochs"], final["final_epochs_trained"], final["final_cut_by_time"],
+        bench.resolved_precision,
     )
 
 
@@ -150,7 +158,7 @@ def run_design(name: str, bench: Bench, seed: int) -> Outcome:
     ThreadGovernor()  # the threads a search would get
     clock = time.perf_counter()  # as Search's budget clock, started once the data is loaded
     spec = design(name)
-    config = final_config(EvaluationConfig(), 1, seed, bench.augment, bench.flip)
+    config = final_config(EvaluationConfig(precision=bench.precision), 1, seed, bench.augment, bench.flip)
     pace = seconds_per_image(spec, data, Normalization.of(data.train.x), config)
     seconds = bench.budget - (time.perf_counter() - clock)
     epochs = final_epochs(seconds, data, pace)
@@ -159,6 +167,7 @@ def run_design(name: str, bench: Bench, seed: int) -> Outcome:
     return Outcome(
         name, seed, final.test.accuracy, design_params(str(spec), data), time.perf_counter() - started, str(spec),
         final_epochs=epochs, final_epochs_trained=trained, final_cut_by_time=final.result.cut_by_time,
+        precision=bench.resolved_precision,
     )
 
 
@@ -190,12 +199,13 @@ def run_method(method: str, bench: Bench, seed: int, out: Path) -> Outcome:
 # -- running and reporting -------------------------------------------------------------------------------
 
 
-def done_outcomes(path: Path) -> dict[tuple[str, str, int], Outcome]:
-    """Outcomes an earlier benchmark already measured into the same file, by (data set, method, seed)."""
+def done_outcomes(path: Path) -> dict[tuple[str, str, int, str], Outcome]:
+    """Outcomes an earlier benchmark already measured into the same file, by (data set, method, seed, precision)."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(row.pop("dataset"), row["method"], row["seed"]): Outcome(**row) for row in rows}
+    return {(row.pop("dataset"), row["method"], row["seed"], row.get("precision", "fp32")): Outcome(**row)
+            for row in rows}
 
 
 def save_outcome(path: Path, dataset: str, outcome: Outcome) -> None:
@@ -214,7 +224,7 @@ def run_bench(
         for method in methods:
             if seed != seeds[0] and (method in one_seed or method == LOADED):
                 continue
-            outcome = done.get((bench.name, method, seed))
+            outcome = done.get((bench.name, method, seed, bench.resolved_precision))
             if outcome is None:
                 outcome = run_method(method, bench, seed, out)
                 save_outcome(outcomes, bench.name, outcome)
@@ -255,8 +265,8 @@ def print_table(name: str, result: dict) -> None:
     loads = "" if load is None else f"; load average {load:.1f} before, {result['load_average_after']:.1f} after"
     per_class = f", {result['per_class']} per class" if result["per_class"] else ""
     print(f"\n{name} ({result['source']}{per_class}): budget {result['budget']:g}s per run{loads}")
-    print(f"{'method':<11} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} {'params':>15} {'wall s':>6} "
-          f"{'cands':>6} {'tr/co/re/fa %':>13} {'final ep (trained)':>18}")
+    print(f"{'method':<11} {'prec':>4} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} {'params':>15} "
+          f"{'wall s':>6} {'cands':>6} {'tr/co/re/fa %':>13} {'final ep (trained)':>18}")
     for method, summary in result["methods"].items():
         runs = summary["runs"]
         if not runs:
@@ -266,7 +276,8 @@ def print_table(name: str, result: dict) -> None:
         params = _span([r["params"] for r in runs], lambda v: f"{v / 1000:.1f}k")
         epochs = (f"{statistics.fmean(r['final_epochs'] for r in runs):.1f} "
                   f"({statistics.fmean(r['final_epochs_trained'] for r in runs):.1f})")
-        print(f"{method:<11} {len(runs):>5} {accuracy:>23} {spread:>13} {params:>15} "
+        precision = "/".join(sorted({r.get("precision", "fp32") for r in runs}))
+        print(f"{method:<11} {precision:>4} {len(runs):>5} {accuracy:>23} {spread:>13} {params:>15} "
               f"{statistics.fmean(r['seconds'] for r in runs):>6.0f} "
               f"{statistics.fmean(r['evaluations'] for r in runs):>6.1f} {shares(runs):>13} {epochs:>18}")
     print("std: sample standard deviation over seeds; wall s, cands (candidates at rung 0) and final epochs: means "
@@ -314,6 +325,8 @@ def main() -> None:
     parser.add_argument("--one-seed", nargs="*", default=["psocnn", "random", "tpe"],
                         help="methods run on the first seed only (default: psocnn random tpe)")
     parser.add_argument("--loaded", action="store_true", help="also pso beside a CPU-bound process on one core")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="as `swarmcnn search --precision`, for every method (default: auto)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="folder for the search runs and outcomes (default: a temp dir)")
     parser.add_argument("--outcomes", type=Path, metavar="FILE.jsonl", help=f"default: OUT/{OUTCOMES_FILE}")
@@ -328,6 +341,7 @@ def main() -> None:
     benches = [DEFAULTS[name] for name in _choices(args.datasets, list(DEFAULTS), "data set")]
     benches = [replace(b, budget=args.budget) if args.budget else b for b in benches]
     benches += [parse_bench(text, args.budget) for text in args.data]
+    benches = [replace(b, precision=args.precision) for b in benches]
     report = {
         "machine": {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()},
         "seeds": args.seeds,
@@ -353,7 +367,7 @@ def main() -> None:
 def report_of_outcomes(path: Path) -> dict:
     """A report of the runs an outcomes file holds (the default data sets' settings; no load averages)."""
     by_dataset: dict[str, dict[str, list[Outcome]]] = {}
-    for (dataset, method, _), outcome in done_outcomes(path).items():
+    for (dataset, method, *_), outcome in done_outcomes(path).items():
         by_dataset.setdefault(dataset, {}).setdefault(method, []).append(outcome)
     datasets = {}
     for name, runs in by_dataset.items():
