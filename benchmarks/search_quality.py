@@ -204,8 +204,8 @@ def done_outcomes(path: Path) -> dict[tuple[str, str, int, str], Outcome]:
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(row.pop("dataset"), row["method"], row["seed"], row.get("precision", "fp32")): Outcome(**row)
-            for row in rows}
+    outcomes = [(row.pop("dataset"), Outcome(**row)) for row in rows]
+    return {(dataset, o.method, o.seed, o.precision): o for dataset, o in outcomes}
 
 
 def save_outcome(path: Path, dataset: str, outcome: Outcome) -> None:
@@ -276,7 +276,7 @@ def print_table(name: str, result: dict) -> None:
         params = _span([r["params"] for r in runs], lambda v: f"{v / 1000:.1f}k")
         epochs = (f"{statistics.fmean(r['final_epochs'] for r in runs):.1f} "
                   f"({statistics.fmean(r['final_epochs_trained'] for r in runs):.1f})")
-        precision = "/".join(sorted({r.get("precision", "fp32") for r in runs}))
+        precision = "/".join(sorted({r["precision"] for r in runs}))
         print(f"{method:<11} {precision:>4} {len(runs):>5} {accuracy:>23} {spread:>13} {params:>15} "
               f"{statistics.fmean(r['seconds'] for r in runs):>6.0f} "
               f"{statistics.fmean(r['evaluations'] for r in runs):>6.1f} {shares(runs):>13} {epochs:>18}")
