@@ -16,8 +16,10 @@ from swarmcnn.search.budget import (
     FINAL_SHARE,
     MIN_PER_CLASS,
     RUNG0_EVALUATIONS,
+    TOLERANCE,
     TOO_SLOW_MARGIN,
     choose_final,
+    curve_reserve,
     final_epochs,
     final_pace_limit,
     final_reserve,
@@ -25,6 +27,7 @@ from swarmcnn.search.budget import (
     predicted_seconds,
     too_slow,
 )
+from swarmcnn.search.curves import Curve
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.search.ladder import by_rung, ranking
@@ -48,6 +51,21 @@ def test_the_final_training_keeps_its_share_of_the_budget_or_the_time_of_its_epo
     assert final_reserve(600, digits, fast) == FINAL_SHARE * 600
     slow = 1e-2
     assert final_reserve(600, digits, slow) == pytest.approx(FINAL_EPOCHS * _images(digits) * slow)
+
+
+def test_a_design_still_learning_keeps_the_time_the_search_would_cost_it_over_tolerance(digits):
+    pace = 1e-3  # seconds per image: 600 s hold 600,000 images
+    flat = Curve(error=0.01, images=10_000, exponent=0.0)
+    assert curve_reserve(600, flat, pace) == 0.0
+    assert final_reserve(600, digits, 1e-6, (flat, pace)) == FINAL_SHARE * 600  # flat: the share decides
+    steep = Curve(error=0.4, images=10_000, exponent=0.2)  # photos: error still falls by a seventh per doubling
+    reserve = curve_reserve(600, steep, pace)
+    assert FINAL_SHARE * 600 < reserve < 600
+    lost = steep.accuracy_after(600 / pace) - steep.accuracy_after(reserve / pace)
+    assert lost == pytest.approx(TOLERANCE)  # the search may cost the design just the tolerance
+    assert final_reserve(600, digits, 1e-6, (steep, pace)) == reserve
+    learned = Curve(error=0.02, images=10_000, exponent=0.5)  # digits: nearly learned, more time gives little
+    assert curve_reserve(600, learned, pace) < FINAL_SHARE * 600
 
 
 @pytest.mark.parametrize("pace", [1e-5, 1e-4, 1e-3])  # a fast, a middling and a slow network or machine
@@ -121,6 +139,20 @@ def test_the_final_choice_takes_the_best_network_its_time_trains_for_final_epoch
     assert choose_final([], digits, seconds, paces.__getitem__) is None
 
 
+def test_with_a_curve_the_final_choice_weighs_a_lead_after_equal_images_against_the_pace(digits):
+    seconds = FINAL_EPOCHS * _images(digits) * 1e-3
+    leader = dataclasses.replace(_record("conv64x3 relu", 1.0, 1000, images=10_000, score=0.62), rung=2)
+    faster = dataclasses.replace(_record("conv16x3 relu", 1.0, 1000, images=10_000, score=0.58), rung=2)
+    below = dataclasses.replace(_record("conv8x3 relu", 1.0, 1000, images=3_000, score=0.6), rung=1)
+    ranking = [leader, faster, below]
+    paces = {leader.spec: 8e-4, faster.spec: 2e-4, below.spec: 1e-5}  # the leader four times slower
+    pick = lambda exponent: choose_final(ranking, digits, seconds, paces.__getitem__, exponent)  # noqa: E731
+    assert pick(None) is leader  # no curve: the best after equal images
+    assert pick(0.0) is leader  # a flat curve: time buys nothing
+    assert pick(0.2) is faster  # 4x the images at 0.2 cut its error by a quarter: 0.42 -> 0.31, under 0.38
+    assert pick(1.0) is faster  # never a network of a lower rung, whatever its pace
+
+
 def test_a_candidate_too_slow_for_the_final_epochs_is_refused_untrained(digits):
     small = Spec.parse("conv8x3 relu")
     flops = small.flops(digits.input_shape, 10)
@@ -155,3 +187,8 @@ def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_trainin
     records = search.journal.evaluations()
     assert [r.origin.get("design") for r in records[:2]] == ["lenet5", "vgg-small"]
     assert summary.evaluations == len(records) >= 2
+    # the better design climbed the ladder first: its curve is the budget's yardstick
+    design = max(records[:2], key=lambda r: r.score)
+    climbed = [(r.spec, r.rung) for r in search.journal.evaluations("promotions")[: search.plan.top_rung]]
+    assert climbed == [(design.spec, rung) for rung in range(1, search.plan.top_rung + 1)]
+    assert final["curve_exponent"] is not None

@@ -1,5 +1,6 @@
-"""The search loop: the designs first, then ask the strategy, evaluate what is new, journal it, tell; promote the
-best of each rung (ASHA); train the best of the highest rung for the time that is left.
+"""The search loop: the designs first (with a budget, the better one up the ladder: the yardstick), then ask the
+strategy, evaluate what is new, journal it, tell; promote the best of each rung (ASHA); train the network of the
+highest rung that its learning curve favours for the time that is left.
 
 Resuming is the same loop: the strategy's state comes back from the journal's last finished generation, every
 spec it asks again that the journal already scored is told from the journal, not retrained, and the plan of
@@ -22,6 +23,7 @@ from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import fitting
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import resolve
+from swarmcnn.search import curves
 from swarmcnn.search.budget import (
     Plan,
     choose_final,
@@ -230,6 +232,8 @@ class Search:
             self.strategy.load_state_dict(state)
         self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
         self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
+        designs = fitting(self.data.input_shape).values() if config.designs else []
+        self.design_specs = {str(spec) for spec in designs}
         plan = journal.get("plan")
         self.plan = Plan(**plan) if plan else None
         self.paces: dict[str, tuple[float, float]] = {}  # spec -> (when measured, seconds per image)
@@ -319,6 +323,7 @@ class Search:
             designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
             self._evaluate(executor, new[: self._evaluations_left()], designs=True)
+            self._climb_design(executor)
         self._promote_due(executor)  # a resume first finishes the promotions a kill interrupted
         while not self._budget_spent() and self._idle_generations() < IDLE_GENERATIONS:
             candidates = self.strategy.ask()
@@ -345,6 +350,20 @@ class Search:
         ]
         if due_now and self._seconds_left_positive():
             self._promote(executor, due_now)
+
+    def _climb_design(self, executor: Executor) -> None:
+        """With a budget, train the best design of rung 0 on every rung up to the top, before any candidate: its
+        learning curve is the yardstick of the final training's share (budget.py) and its top-rung score the
+        one the final choice weighs every finalist against."""
+        if self.config.budget_seconds is None:
+            return
+        record = next(iter(ranked(r for r in self.known.values() if r.spec in self.design_specs)), None)
+        for rung in range(1, self.plan.top_rung + 1):
+            if record is None or not record.ok or self._seconds_for_search() <= 0:
+                return
+            if record.spec not in self.rungs.get(rung, {}):
+                self._promote(executor, [(record, rung)])
+            record = self.rungs.get(rung, {}).get(record.spec)
 
     def _idle_generations(self) -> int:
         """How many generations told in a row, up to the last, proposed nothing new: read from the records (rung 0,
@@ -454,8 +473,8 @@ class Search:
 
     def _typical_pace(self) -> float:
         """The pace of a typical network: the slower design (a known-good network), else the space's median."""
-        designs = fitting(self.data.input_shape).values() if self.config.designs else []
-        specs = list(designs) or [self.config.space.typical(self.data.input_shape)]
+        designs = [Spec.parse(text) for text in sorted(self.design_specs)]
+        specs = designs or [self.config.space.typical(self.data.input_shape)]
         return max(self._pace(spec) for spec in specs)
 
     def _pace(self, spec: Spec) -> float:
@@ -482,16 +501,27 @@ class Search:
 
     def _pace_limit(self) -> float | None:
         """The slowest pace the final training's reserve can give FINAL_EPOCHS; None without a budget."""
-        budget = self.config.budget_seconds
-        if budget is None:
+        if self.config.budget_seconds is None:
             return None
-        return final_pace_limit(final_reserve(budget, self.data, self._typical_pace()), self.data)
+        return final_pace_limit(self._final_reserve(), self.data)
+
+    def _final_reserve(self) -> float:
+        """The final's reserve for a typical network at its pace now, and for the best design's curve once the
+        design has climbed the ladder (the final choice then takes a network that this time trains properly)."""
+        return final_reserve(self.config.budget_seconds, self.data, self._typical_pace(), self._yardstick())
+
+    def _yardstick(self) -> tuple[curves.Curve, float] | None:
+        """The learning curve and pace now of the best design on the top rung; None before it is there."""
+        exponent = curves.exponent(self.rungs, self.plan.top_rung)
+        top = self.rungs.get(self.plan.top_rung, {})
+        best = next(iter(ranked(r for r in top.values() if r.spec in self.design_specs)), None)
+        if exponent is None or best is None:
+            return None
+        return curves.Curve.of(best, exponent), self._pace(Spec.parse(best.spec))
 
     def _seconds_for_search(self) -> float:
-        """What a budgeted search may still spend: the budget less the time spent and the final's reserve for a
-        typical network at its pace now (the final choice then takes a network that this time trains properly)."""
-        budget = self.config.budget_seconds
-        return budget - self._elapsed() - final_reserve(budget, self.data, self._typical_pace())
+        """What a budgeted search may still spend: the budget less the time spent and the final's reserve."""
+        return self.config.budget_seconds - self._elapsed() - self._final_reserve()
 
     def _seconds_left(self) -> float | None:
         """What a budgeted search may still spend on new candidates: the finishing promotions are owed too."""
@@ -516,7 +546,9 @@ class Search:
     def _final_training(self) -> dict:
         budget = self.config.budget_seconds
         seconds = None if budget is None else budget - self._elapsed()
-        best = choose_final(ranking(self.rungs), self.data, seconds, lambda spec: self._pace(Spec.parse(spec)))
+        exponent = curves.exponent(self.rungs, self.plan.top_rung)
+        pace = lambda spec: self._pace(Spec.parse(spec))  # noqa: E731
+        best = choose_final(ranking(self.rungs), self.data, seconds, pace, exponent)
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
@@ -544,6 +576,7 @@ class Search:
             "final_seconds": result.seconds,
             "final_allotted_seconds": max_seconds,
             "final_not_learning": result.not_learning,
+            "curve_exponent": exponent,
         }
         self.journal.put("final", summary)
         return summary
