@@ -784,6 +784,11 @@ def run_search(args: argparse.Namespace) -> int:
         search.journal.close()  # its write-ahead log goes back into journal.sqlite: the run is one file again
     if final.get("final_not_learning"):
         print(f"swarmcnn: warning: {not_learning_text(final['final_not_learning'])}", file=sys.stderr)
+    if final.get("time_bound") and not args.quiet:
+        stdout.print(
+            "the best design was still learning at the budget's end, so its final training got the time a search "
+            "would have taken (a longer --budget leaves time to search)"
+        )
     if not args.quiet:
         stdout.print(
             f"best spec [bold]{summary.best_spec}[/]: val accuracy {summary.best_val_accuracy:.4f}, "

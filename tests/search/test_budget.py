@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from swarmcnn.data import Dataset, Split
+from swarmcnn.designs import design
 from swarmcnn.search.budget import (
     CAP_FACTOR,
     FINAL_EPOCHS,
@@ -34,6 +35,7 @@ from swarmcnn.search.ladder import by_rung, ranking
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
+from tests.search.fakes import Scripted
 
 TINY = SearchSpace(blocks=(1, 1), convs_per_block=(1, 1), features=(8, 16), fc_layers=(0, 1), neurons=(16, 32))
 
@@ -84,6 +86,10 @@ def _bigger(data: Dataset, copies: int) -> Dataset:
         return Split(torch.cat(shifts[:copies]), split.y.repeat(copies))
 
     return dataclasses.replace(data, train=grow(data.train), val=grow(data.val))
+
+
+def _first(split: Split, count: int) -> Split:
+    return Split(split.x[:count], split.y[:count])
 
 
 def test_rung_zero_is_two_epochs_of_the_split_when_the_budget_holds_them_and_a_share_when_not(digits):
@@ -192,3 +198,25 @@ def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_trainin
     climbed = [(r.spec, r.rung) for r in search.journal.evaluations("promotions")[: search.plan.top_rung]]
     assert climbed == [(design.spec, rung) for rung in range(1, search.plan.top_rung + 1)]
     assert final["curve_exponent"] is not None
+
+
+@pytest.mark.parametrize("still_learning", [True, False])
+def test_a_design_still_learning_at_the_budgets_end_gets_the_search_time_and_is_the_final(
+    tmp_path, digits, still_learning
+):
+    vgg, lenet = (str(design(name)) for name in ("vgg-small", "lenet5"))
+    # after 1, 3 and 9 times the images: photos in a short budget (error still falling fast), or digits (learned)
+    climb = (0.2, 0.3, 0.4) if still_learning else (0.97, 0.98, 0.985)
+    scripted = Scripted(lambda spec, rung: climb[rung] if spec == vgg else 0.1 if spec == lenet else 0.99)
+    config = SearchConfig(source="digits", strategy="random", budget_seconds=8, space=TINY)
+    few = dataclasses.replace(digits, train=_first(digits.train, 150), val=_first(digits.val, 60))  # 40 epochs: ~2 s
+    search = Search.start(tmp_path / "run", config, executor=scripted, data=few)
+    search.run()
+    final = search.journal.get("final")
+    candidates = [spec for spec, rung in scripted.trained if rung == 0 and spec not in (vgg, lenet)]
+    assert [rung for spec, rung in scripted.trained if spec == vgg] == [0, 1, 2]  # the design climbed the ladder
+    if still_learning:
+        assert final["time_bound"] and final["best_spec"] == vgg and not candidates
+    else:  # the candidates' lead after equal images stands: the search ran and one of them is the final network
+        assert not final["time_bound"] and candidates and final["best_spec"] not in (vgg, lenet)
+    assert final["final_status"] == "completed"
