@@ -125,29 +125,25 @@ def choose_final(
     data: Dataset,
     seconds: float | None,
     pace: Callable[[str], float],
-    exponent: float | None = None,
 ) -> EvaluationRecord | None:
-    """Of the first CHOICES of a ranking whose final training reaches FINAL_EPOCHS in `seconds` at its pace now
-    (`pace` of a spec) and on the highest rung among them, the one whose curve with this exponent predicts the
-    best accuracy after the images of `seconds` (the first of them without an exponent); the first of the
-    ranking when none reaches FINAL_EPOCHS, or without a budget.
+    """The first of the first CHOICES of a ranking (highest rung, then best score: the best after equal images)
+    whose final training reaches FINAL_EPOCHS in `seconds` at its pace now (`pace` of a spec); the first of the
+    ranking when none does, or without a budget.
 
-    Ranked by accuracy after equal images, a network twice as slow as another is worth it only if the final
-    training can give it the epochs it needs: on cifar10-dev a search that chose its best network after 4 epochs
-    regardless reached 63.6% test accuracy, its network too slow for more than 23 final epochs, where the
-    small VGG design reaches over 70% in the same time; and one that chose the best after 16 epochs, 3.6 times
-    slower than the VGG design, reached 69.2% where the design reaches 72.3%.
+    A network twice as slow as another is worth it only if the final training can give it the epochs it needs:
+    on cifar10-dev a search that chose its best network after 4 epochs regardless reached 63.6% test accuracy,
+    its network too slow for more than 23 final epochs, where the small VGG design reaches over 70% in the
+    same time. Beyond that the choice does not trade a lead for speed: a faster network's extra images were
+    once credited with the pooled learning curve (curves.py), and on mnist-5k that chose LeNet-5, 8 times faster
+    but 0.7 points behind the small VGG design after equal images, which ended 98.6% below the 98.9% of the design
+    trained for the whole budget; the curves of small networks flatten sooner than the pooled power law says.
+    Where the final's time is short for the best design the search is time-bound instead (loop.py) and trains
+    that design.
     """
     if not ranking or seconds is None:
         return next(iter(ranking), None)
     limit = final_pace_limit(seconds, data) * PACE_NOISE
-    fits = [r for r in ranking[:CHOICES] if pace(r.spec) <= limit]
-    if not fits:
-        return ranking[0]
-    if exponent is None:
-        return fits[0]
-    finalists = [r for r in fits if r.rung == fits[0].rung]
-    return max(finalists, key=lambda r: Curve.of(r, exponent).accuracy_after(seconds / pace(r.spec)))
+    return next((r for r in ranking[:CHOICES] if pace(r.spec) <= limit), ranking[0])
 
 
 def plan_search(

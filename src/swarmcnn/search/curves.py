@@ -4,10 +4,10 @@ The ladder trains its best networks again on ETA times the images (ladder.py), s
 scored after two training lengths. The error is taken to fall as a power of the images, error = c * images ** -a
 (the power law of learning curves: Hestness et al., "Deep learning scaling is predictable, empirically", 2017;
 Domhan et al. extrapolate curves to stop hyperparameter trials early, IJCAI 2015), so that two scores predict
-a network's error after the images its own pace allows in a final training's time. This is what the choice of
-the final network and the final training's share of the budget (budget.py) need: a network three times slower
-than another gets a third of the images in the same time, and on photos the slower one's lead after equal
-images (the ladder's ranking) was lost after equal time (benchmarks/README.md, "Search quality").
+a network's error after the images its own pace allows in a final training's time. This is what the final
+training's share of the budget (budget.py) needs: how much a longer final training still gains, against what
+a longer search might find. (The final network itself is chosen after equal images, budget.choose_final: one
+pooled curve credits a small network's extra images with the gains of large ones.)
 
 One exponent serves all finalists: the median of theirs. With a few hundred validation images, one network's
 two scores differ by a handful of images, too few to tell its exponent from its neighbours'; the exponent is

@@ -238,6 +238,7 @@ class Search:
         plan = journal.get("plan")
         self.plan = Plan(**plan) if plan else None
         self.paces: dict[str, tuple[float, float]] = {}  # spec -> (when measured, seconds per image)
+        self.time_bound = journal.get("time_bound", False)  # the search stopped for its best design (_time_bound)
         self.elapsed_before = journal.get("search_seconds", 0.0)
         self.started = clock()
 
@@ -530,14 +531,19 @@ class Search:
 
     def _time_bound(self) -> bool:
         """Whether the best design's final training needs more than FINAL_SHARE of the budget: its curve is still
-        steep at the budget's end (or 40 epochs of it take that long). Then the search leaves it all the time.
+        steep at the budget's end (or 40 epochs of it take that long). Then the search leaves it all the time;
+        the decision is journaled once taken, so that the final training follows it rather than a new pace.
 
         The same steepness that makes the final's time worth more than a search makes the ladder's short
         trainings rank networks by how fast they start, not where they end: on cifar10-dev 2,000 per class (ten
         minutes, two cores) the network that led the design after 1.6 epochs, by 3.4 points of validation
         accuracy, ended 76.7% where the design, chosen, reaches 81-82%."""
         budget = self.config.budget_seconds
-        return budget is not None and self._yardstick() is not None and self._final_reserve() > FINAL_SHARE * budget
+        if not self.time_bound and budget is not None and self._yardstick() is not None:
+            if self._final_reserve() > FINAL_SHARE * budget:
+                self.time_bound = True
+                self.journal.put("time_bound", True)
+        return self.time_bound
 
     def _seconds_for_search(self) -> float:
         """What a budgeted search may still spend: the budget less the time spent and the final's reserve."""
@@ -567,11 +573,9 @@ class Search:
     def _final_training(self) -> dict:
         budget = self.config.budget_seconds
         seconds = None if budget is None else budget - self._elapsed()
-        exponent = curves.exponent(self.rungs, self.plan.top_rung)
         pace = lambda spec: self._pace(Spec.parse(spec))  # noqa: E731
-        time_bound = self._time_bound()
-        finalists = [self._best_design()] if time_bound else ranking(self.rungs)
-        best = choose_final(finalists, self.data, seconds, pace, exponent)
+        finalists = [self._best_design()] if self.time_bound else ranking(self.rungs)
+        best = choose_final(finalists, self.data, seconds, pace)
         if best is None:
             raise SwarmCNNError(
                 f"no candidate of {len(self.known)} trained successfully; see 'swarmcnn runs show "
@@ -599,8 +603,8 @@ class Search:
             "final_seconds": result.seconds,
             "final_allotted_seconds": max_seconds,
             "final_not_learning": result.not_learning,
-            "curve_exponent": exponent,
-            "time_bound": time_bound,
+            "curve_exponent": curves.exponent(self.rungs, self.plan.top_rung),
+            "time_bound": self.time_bound,
         }
         self.journal.put("final", summary)
         return summary
