@@ -11,6 +11,7 @@ import torch
 
 from swarmcnn.data import Dataset, Split
 from swarmcnn.designs import design
+from swarmcnn.inference import Normalization
 from swarmcnn.search.budget import (
     CAP_FACTOR,
     FINAL_EPOCHS,
@@ -30,9 +31,11 @@ from swarmcnn.search.budget import (
 )
 from swarmcnn.search.curves import Curve
 from swarmcnn.search.evaluate import EvaluationConfig, failure
+from swarmcnn.search.final import final_config
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.search.ladder import by_rung, ranking
 from swarmcnn.search.loop import Search, SearchConfig
+from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.spec import Spec
 from tests.search.fakes import Scripted
@@ -191,6 +194,23 @@ def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_trainin
     records = search.journal.evaluations()
     assert [r.origin.get("design") for r in records[:2]] == ["lenet5", "vgg-small"]
     assert summary.evaluations == len(records) >= 2
+
+
+def test_designs_climb_and_the_better_on_the_top_rung_is_the_final_when_its_epochs_fill_the_budget(tmp_path, digits):
+    vgg, lenet = design("vgg-small"), design("lenet5")
+    big = _bigger(digits, 4)
+    pace = seconds_per_image(vgg, big, Normalization.of(big.train.x), final_config(EvaluationConfig(), 1, 0))
+    budget = 0.5 * FINAL_EPOCHS * _images(big) * pace  # the design's 40 epochs: twice the budget
+    # LeNet-5 leads after rung 0's few images, the VGG design after the climb's (photos in a short budget)
+    climb = {str(vgg): (0.25, 0.5, 0.6), str(lenet): (0.28, 0.35, 0.4)}
+    scripted = Scripted(lambda spec, rung: climb[spec][rung] if spec in climb else 0.3)
+    config = SearchConfig(source="digits", strategy="random", budget_seconds=budget, space=TINY)
+    search = Search.start(tmp_path / "run", config, executor=scripted, data=big)
+    search.run()
+    final = search.journal.get("final")
+    assert [(spec, rung) for spec, rung in scripted.trained if rung > 0][:2] == [(str(lenet), 1), (str(lenet), 2)]
+    assert (str(vgg), 2) in scripted.trained  # both climbed, though the final's reserve held all of the budget
+    assert final["time_bound"] and final["best_spec"] == str(vgg) and final["final_status"] == "completed"
 
 
 @pytest.mark.parametrize("still_learning", [True, False])
