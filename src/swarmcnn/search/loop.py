@@ -374,10 +374,11 @@ class Search:
     def _seconds_for_climb(self) -> float:
         """What the designs' climb may still spend: the budget less the time spent and the final's reserve, of
         which it may take all beyond FINAL_SHARE of the budget. The climb measures the curve that the final's
-        share and choice rest on; where 40 epochs of the VGG design fill the budget (large data, a slow machine)
-        a reserve of all of it would leave the choice to two scores after rung 0's few images: on cifar10-dev
-        2,000 per class that took LeNet-5 (27.8% against 25.4% after 2,000 images), which ended 71.4% where
-        the VGG design, trained for the same budget, ends 80.5%."""
+        share and the time-bound rule rest on, and ranks the designs after more than rung 0's images; where 40
+        epochs of the VGG design fill the budget (large data, a slow machine) a reserve of all of it would leave
+        the choice to two scores after rung 0's few images: on cifar10-dev 2,000 per class that took LeNet-5
+        (27.8% against 25.4% after 2,000 images), which ended 71.4% where the VGG design, trained for the same
+        budget, ends 80.5%."""
         budget = self.config.budget_seconds
         return budget - self._elapsed() - min(self._final_reserve(), FINAL_SHARE * budget)
 
