@@ -31,7 +31,7 @@ def test_a_table_laid_out_as_a_picture_is_not():
 
 
 def test_clips_whose_class_is_their_motion_need_their_frame_order():
-    result = check(load_data("moving-digits"), seeds=2)
+    result = check(load_data("moving-digits"), seeds=1)  # one seed: 100% against 53% on shuffled frames
     assert result.time_matters, result.to_dict()
 
 
