@@ -113,8 +113,8 @@ def test_a_run_with_nothing_journaled_yet_says_so(finished, tmp_path, capsys):
 @needs_browser
 def test_a_video_run(tmp_path, capsys):
     run = tmp_path / "video"
-    # no promotions (--rungs 0): the climb of the VGG design on clips is most of the search's time, and the rungs'
-    # figure is the digits run's to check
+    # no promotions (--rungs 0): the best's trainings on 3 and 9 times the clips were most of the search's time,
+    # and the rungs' figure is the digits run's to check
     assert main(["search", "moving-digits", *SEARCH, "--rungs", "0", "--out", str(run)]) == 0
     page = _report(run, tmp_path, capsys)
     text = page.read_text()
