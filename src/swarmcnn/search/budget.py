@@ -14,9 +14,9 @@ data of any size and on any machine; the constants below are shares and counts, 
    at the pace of a typical network (the slower design, `plan_search`): two epochs of the whole training split
    on small data, of a share of it (never below MIN_PER_CLASS images per class) on large data.
 3. The final network must reach FINAL_EPOCHS in the final training's time; of those on the highest rung that do
-   at their pace now, the choice takes the one whose learning curve predicts the best accuracy after the
-   images its pace allows in that time (`choose_final`), and a candidate whose pace even at the fastest rate
-   (seconds per FLOP and image) measured so far is slower than that allows is not trained at all (`too_slow`).
+   at their pace now, the choice takes the best after equal images (`choose_final`), and a candidate whose pace
+   even at the fastest rate (seconds per FLOP and image) measured so far is slower than that allows is not
+   trained at all (`too_slow`).
 4. A candidate may take CAP_FACTOR times its fair share of the search's time at its rung; a slower one has its
    schedule compressed into that time (fewer images, still annealed), and one that would need TOO_SLOW_MARGIN
    times that even at the fastest rate measured so far is not trained either.

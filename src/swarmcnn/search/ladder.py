@@ -5,8 +5,8 @@ MLSys 2020, after Jamieson & Talwalkar's successive halving and Hyperband): rung
 a few training images; a candidate among the best 1/ETA of all those scored at rung k so far is trained again,
 from scratch, on ETA times the images (rung k+1), up to the top rung. Each rung then costs about as much as
 rung 0 (ETA times fewer candidates, ETA times the images), so most of the budget still goes to many cheap
-evaluations and a little to a faithful look at the best; the final spec is one of the highest rung (chosen by
-its learning curve over the rungs, budget.py and curves.py).
+evaluations and a little to a faithful look at the best; the final spec is the best of the highest rung whose
+pace gives it the final training's epochs (budget.py, `choose_final`).
 
 Fidelity is counted in training images, not seconds: on a machine that other work slows down, a rung takes
 longer but ranks the same networks the same way; and at equal time short trainings favour small networks that
