@@ -211,7 +211,12 @@ def test_state_dict_round_trips_through_torch_save_and_weights_only_load(tmp_pat
 
 @pytest.mark.parametrize(
     ("arch", "input_shape"),
-    [("lenet5", (1, 28, 28)), ("vgg-small", (3, 4, 16, 16)), ("conv8x3 relu maxpool2 fc16 relu", (1, 8, 8))],
+    [
+        ("lenet5", (1, 28, 28)),
+        ("vgg-small", (3, 4, 16, 16)),
+        ("vgg-3block", (1, 8, 8)),
+        ("conv8x3 relu maxpool2 fc16 relu", (1, 8, 8)),
+    ],
 )
 def test_create_model_builds_a_design_name_or_a_spec_seeded_into_a_plain_module(arch, input_shape):
     import swarmcnn
@@ -223,6 +228,16 @@ def test_create_model_builds_a_design_name_or_a_spec_seeded_into_a_plain_module(
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     assert first(torch.zeros(2, *input_shape)).shape == (2, 7)
     assert sum(p.numel() for p in first.parameters()) == spec_of(arch).num_params(input_shape, 7)
+
+
+def test_the_designs_offered_are_those_that_fit_the_input_and_a_search_starts_from_the_deepest_vgg():
+    from swarmcnn.designs import fitting, starting
+
+    assert list(fitting((1, 8, 8))) == ["lenet5", "vgg-small", "vgg-3block"]
+    assert list(fitting((3, 4, 16, 16))) == ["lenet5", "vgg-small"]  # three pools need 8 frames
+    assert list(fitting((1, 4, 4))) == ["lenet5", "vgg-small"]
+    assert list(starting((1, 8, 8))) == ["lenet5", "vgg-3block"]  # a search starts from the deepest VGG that fits
+    assert list(starting((1, 4, 4))) == ["lenet5", "vgg-small"]
 
 
 @pytest.mark.parametrize(

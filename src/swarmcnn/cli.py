@@ -340,7 +340,7 @@ def _add_search_parser(commands) -> None:
         dest="designs",
         action="store_false",
         default=None,
-        help="do not start from the hand-designed networks (LeNet-5, a small VGG)",
+        help="do not start from the hand-designed networks (LeNet-5 and a VGG-style net)",
     )
     search.add_argument(
         "--augment",

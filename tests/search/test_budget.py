@@ -192,12 +192,12 @@ def test_a_budgeted_search_on_data_four_times_digits_ends_with_its_final_trainin
     assert final["final_allotted_seconds"] >= 0.3 * budget  # the final training had its share
     assert wall < budget * 1.5 + 5
     records = search.journal.evaluations()
-    assert [r.origin.get("design") for r in records[:2]] == ["lenet5", "vgg-small"]
+    assert [r.origin.get("design") for r in records[:2]] == ["lenet5", "vgg-3block"]  # the deepest VGG that fits
     assert summary.evaluations == len(records) >= 2
 
 
 def test_designs_climb_and_the_better_on_the_top_rung_is_the_final_when_its_epochs_fill_the_budget(tmp_path, digits):
-    vgg, lenet = design("vgg-small"), design("lenet5")
+    vgg, lenet = design("vgg-3block"), design("lenet5")
     big = _bigger(digits, 4)
     pace = seconds_per_image(vgg, big, Normalization.of(big.train.x), final_config(EvaluationConfig(), 1, 0))
     budget = 0.5 * FINAL_EPOCHS * _images(big) * pace  # the design's 40 epochs: twice the budget
@@ -217,7 +217,7 @@ def test_designs_climb_and_the_better_on_the_top_rung_is_the_final_when_its_epoc
 def test_a_design_still_learning_at_the_budgets_end_gets_the_search_time_and_is_the_final(
     tmp_path, digits, still_learning
 ):
-    vgg, lenet = (str(design(name)) for name in ("vgg-small", "lenet5"))
+    vgg, lenet = (str(design(name)) for name in ("vgg-3block", "lenet5"))
     # after 1, 3 and 9 times the images: photos in a short budget (error still falling fast), or digits (learned)
     climb = (0.2, 0.3, 0.4) if still_learning else (0.97, 0.98, 0.985)
     scripted = Scripted(lambda spec, rung: climb[rung] if spec == vgg else 0.1 if spec == lenet else 0.99)

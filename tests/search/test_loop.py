@@ -81,7 +81,7 @@ def test_small_pso_search_on_digits_reaches_95_percent_test_accuracy_and_saves_t
     assert Path(summary.model_dir) == tmp_path / "run" / BEST_DIR
     _assert_model_dir_matches(summary, digits)
     first = search.journal.evaluations()
-    assert [r.origin for r in first[:2]] == [{"design": "lenet5"}, {"design": "vgg-small"}]  # the designs first
+    assert [r.origin for r in first[:2]] == [{"design": "lenet5"}, {"design": "vgg-3block"}]  # the designs first
     promoted = search.journal.evaluations("promotions")  # the default: two rungs above the first
     assert {r.rung for r in promoted} == {1, 2}
     top = max((r for r in promoted if r.ok and r.rung == 2), key=lambda r: r.score)

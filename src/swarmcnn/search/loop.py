@@ -1,6 +1,6 @@
-"""The search loop: the designs first (with a budget, the better one up the ladder: the yardstick), then ask the
-strategy, evaluate what is new, journal it, tell; promote the best of each rung (ASHA); train the network of the
-highest rung that its learning curve favours for the time that is left.
+"""The search loop: the designs first (with a budget, both up the ladder, the better there the yardstick),
+then ask the strategy, evaluate what is new, journal it, tell; promote the best of each rung (ASHA); train the
+best network of the highest rung after equal images for the time that is left.
 
 Resuming is the same loop: the strategy's state comes back from the journal's last finished generation, every
 spec it asks again that the journal already scored is told from the journal, not retrained, and the plan of
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
-from swarmcnn.designs import fitting
+from swarmcnn.designs import starting
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import resolve
 from swarmcnn.search import curves
@@ -233,7 +233,7 @@ class Search:
             self.strategy.load_state_dict(state)
         self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
         self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
-        designs = fitting(self.data.input_shape).values() if config.designs else []
+        designs = starting(self.data.input_shape).values() if config.designs else []
         self.design_specs = {str(spec) for spec in designs}
         plan = journal.get("plan")
         self.plan = Plan(**plan) if plan else None
@@ -322,7 +322,7 @@ class Search:
 
     def _search(self, executor: Executor) -> None:
         if self.config.designs:
-            designs = [(str(spec), {"design": name}) for name, spec in fitting(self.data.input_shape).items()]
+            designs = [(str(spec), {"design": name}) for name, spec in starting(self.data.input_shape).items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
             self._evaluate(executor, new[: self._evaluations_left()], designs=True)
             self._climb_designs(executor)
