@@ -233,8 +233,8 @@ class Search:
             self.strategy.load_state_dict(state)
         self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
         self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
-        designs = starting(self.data.input_shape).values() if config.designs else []
-        self.design_specs = {str(spec) for spec in designs}
+        self.designs = starting(self.data.input_shape) if config.designs else {}  # by name
+        self.design_specs = {str(spec) for spec in self.designs.values()}
         plan = journal.get("plan")
         self.plan = Plan(**plan) if plan else None
         self.paces: dict[str, tuple[float, float]] = {}  # spec -> (when measured, seconds per image)
@@ -322,7 +322,7 @@ class Search:
 
     def _search(self, executor: Executor) -> None:
         if self.config.designs:
-            designs = [(str(spec), {"design": name}) for name, spec in starting(self.data.input_shape).items()]
+            designs = [(str(spec), {"design": name}) for name, spec in self.designs.items()]
             new = [(text, origin) for text, origin in designs if text not in self.known]
             self._evaluate(executor, new[: self._evaluations_left()], designs=True)
             self._climb_designs(executor)
@@ -490,7 +490,7 @@ class Search:
 
     def _typical_pace(self) -> float:
         """The pace of a typical network: the slower design (a known-good network), else the space's median."""
-        designs = [Spec.parse(text) for text in sorted(self.design_specs)]
+        designs = sorted(self.designs.values(), key=str)
         specs = designs or [self.config.space.typical(self.data.input_shape)]
         return max(self._pace(spec) for spec in specs)
 
