@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from swarmcnn.errors import SpecError
+from swarmcnn.model import build_model
 from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, parse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
@@ -44,7 +45,7 @@ def outputs_after_each_layer(model: nn.Sequential, x: torch.Tensor) -> list[tupl
 
 def assert_shapes_match_forward(spec: Spec, input_shape: tuple[int, ...], num_classes: int, batch: int = 3):
     inferred = spec.shapes(input_shape)
-    model = spec.build(input_shape, num_classes)
+    model = build_model(spec, input_shape, num_classes)
     with torch.no_grad():
         actual = outputs_after_each_layer(model, torch.randn(batch, *input_shape))
     assert actual[:-1] == [(batch, s.channels, *s.spatial) for s in inferred]
@@ -96,7 +97,7 @@ def fitting_shapes(spec: Spec, input_shape: tuple[int, ...]):
         shapes = spec.shapes(input_shape)
     except SpecError:
         with pytest.raises(SpecError):
-            spec.build(input_shape, 3)
+            build_model(spec, input_shape, 3)
         return None
     return shapes
 
@@ -114,14 +115,14 @@ def test_random_spec_either_raises_spec_error_or_runs_with_the_inferred_shapes(s
 @pytest.mark.parametrize("text, input_shape", CASES, ids=CASE_IDS)
 def test_num_params_equals_the_parameters_of_the_built_module(text, input_shape):
     spec = parse(text)
-    model = spec.build(input_shape, 7)
+    model = build_model(spec, input_shape, 7)
     assert spec.num_params(input_shape, 7) == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("text, input_shape", CASES, ids=CASE_IDS)
 def test_flops_equal_what_the_pytorch_flop_counter_counts_for_one_sample(text, input_shape):
     spec = parse(text)
-    assert spec.flops(input_shape, 7) == counted_flops(spec.build(input_shape, 7), input_shape)
+    assert spec.flops(input_shape, 7) == counted_flops(build_model(spec, input_shape, 7), input_shape)
 
 
 def test_flops_of_a_known_network_by_hand():
@@ -139,7 +140,7 @@ def test_num_params_of_a_known_network_by_hand():
 def test_random_spec_params_and_flops_equal_what_pytorch_counts(spec, input_shape, num_classes):
     if fitting_shapes(spec, input_shape) is None:
         return
-    model = spec.build(input_shape, num_classes)
+    model = build_model(spec, input_shape, num_classes)
     assert spec.num_params(input_shape, num_classes) == sum(p.numel() for p in model.parameters())
     assert spec.flops(input_shape, num_classes) == counted_flops(model, input_shape)
 
@@ -149,7 +150,7 @@ def test_random_spec_params_and_flops_equal_what_pytorch_counts(spec, input_shap
 
 @pytest.mark.parametrize("text, input_shape", CASES, ids=CASE_IDS)
 def test_built_module_is_a_plain_sequential_of_torch_layers_only(text, input_shape):
-    model = parse(text).build(input_shape, 3)
+    model = build_model(parse(text), input_shape, 3)
     assert type(model) is nn.Sequential
     for module in model.modules():
         assert type(module).__module__.startswith("torch.nn."), type(module)
@@ -158,7 +159,7 @@ def test_built_module_is_a_plain_sequential_of_torch_layers_only(text, input_sha
 
 
 def test_image_input_builds_2d_layers_with_batchnorm1d_after_fc():
-    model = parse("conv4x3 bn relu maxpool2 avgpool2 fc8 bn relu dropout0.1").build((3, 8, 8), 5)
+    model = build_model(parse("conv4x3 bn relu maxpool2 avgpool2 fc8 bn relu dropout0.1"), (3, 8, 8), 5)
     assert [type(m) for m in model] == [
         nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
         nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Dropout, nn.Linear,
@@ -166,7 +167,7 @@ def test_image_input_builds_2d_layers_with_batchnorm1d_after_fc():
 
 
 def test_video_input_builds_3d_layers_with_batchnorm1d_after_fc():
-    model = parse("conv4x3 bn relu maxpool2 avgpool2 fc8 bn relu dropout0.1").build((3, 4, 8, 8), 5)
+    model = build_model(parse("conv4x3 bn relu maxpool2 avgpool2 fc8 bn relu dropout0.1"), (3, 4, 8, 8), 5)
     assert [type(m) for m in model] == [
         nn.Conv3d, nn.BatchNorm3d, nn.ReLU, nn.MaxPool3d, nn.AvgPool3d,
         nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Dropout, nn.Linear,
@@ -175,7 +176,7 @@ def test_video_input_builds_3d_layers_with_batchnorm1d_after_fc():
 
 
 def test_layers_carry_the_numbers_of_the_spec():
-    model = parse("conv6x4s2 maxpool3s2 avgpool2t1 dropout0.25 fc9").build((2, 8, 16, 16), 3)
+    model = build_model(parse("conv6x4s2 maxpool3s2 avgpool2t1 dropout0.25 fc9"), (2, 8, 16, 16), 3)
     conv, maxpool, avgpool, dropout, _, fc, _ = model
     assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (2, 6, (4, 4, 4), (2, 2, 2))
     assert (maxpool.kernel_size, maxpool.stride) == ((3, 3, 3), (2, 2, 2))
@@ -185,24 +186,24 @@ def test_layers_carry_the_numbers_of_the_spec():
 
 
 def test_spec_without_layers_builds_flatten_and_classifier():
-    model = Spec(()).build((2, 3, 4), 5)
+    model = build_model(Spec(()), (2, 3, 4), 5)
     assert [type(m) for m in model] == [nn.Flatten, nn.Linear]
     assert model[1].in_features == 24
 
 
 def test_spec_that_cannot_fit_the_input_is_refused_before_building():
     with pytest.raises(SpecError, match="'maxpool2' at position 5"):
-        parse("conv8x3 maxpool2 maxpool2 maxpool2 maxpool2").build((1, 8, 8), 10)
+        build_model(parse("conv8x3 maxpool2 maxpool2 maxpool2 maxpool2"), (1, 8, 8), 10)
 
 
 def test_state_dict_round_trips_through_torch_save_and_weights_only_load(tmp_path):
     spec, input_shape = parse("conv4x3 bn relu maxpool2t1 fc8 bn relu dropout0.5"), (2, 3, 6, 6)
-    original = spec.build(input_shape, 3)
+    original = build_model(spec, input_shape, 3)
     with torch.no_grad():  # training moves the batch norm statistics away from their initial values
         original(torch.randn(4, *input_shape))
     torch.save(original.state_dict(), tmp_path / "weights.pt")
 
-    restored = spec.build(input_shape, 3)
+    restored = build_model(spec, input_shape, 3)
     restored.load_state_dict(torch.load(tmp_path / "weights.pt", weights_only=True))
     x = torch.randn(2, *input_shape)
     with torch.no_grad():

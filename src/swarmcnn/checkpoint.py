@@ -377,6 +377,8 @@ def _load_module(
     """
     from safetensors import SafetensorError
 
+    from swarmcnn.model import build_model
+
     weights = stored.name
     try:
         found = stored.shapes()
@@ -387,7 +389,7 @@ def _load_module(
                 f"{needed:,} parameters, the weights hold {held:,} values"
             )
         with torch.device("meta"):
-            module = spec.build(input_shape, classes)
+            module = build_model(spec, input_shape, classes)
         expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
         if found != expected:
             raise CheckpointError(

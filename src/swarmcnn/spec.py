@@ -6,7 +6,7 @@ Grammar (tokens separated by spaces or '-'):
     avgpool<W>[t<U>][s<S>]       the same with the average
     relu | bn | dropout<P>       ReLU; batch normalization; dropout with 0 <= P < 1
     fc<N>                        fully connected, N neurons (the flatten before the first is implicit)
-The final classifier (one output per class) is added by `build`, not written in the spec.
+The final classifier (one output per class) is added by `swarmcnn.model.build_model`, not written in the spec.
 
 Nothing here imports torch: a spec is checked (shapes, parameters, FLOPs) before anything is built.
 """
@@ -18,12 +18,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from swarmcnn.errors import SpecError, did_you_mean
-
-if TYPE_CHECKING:
-    import torch
 
 
 @dataclass(frozen=True)
@@ -275,12 +271,6 @@ class Spec:
     @classmethod
     def from_json(cls, text: str) -> Spec:
         return cls.from_list(json.loads(text))
-
-    def build(self, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
-        """A plain torch.nn.Sequential; 2-D layers for (C, H, W) inputs, 3-D for (C, T, H, W)."""
-        from swarmcnn.model import build_model
-
-        return build_model(self, input_shape, num_classes)
 
 
 def _next_shape(layer: Layer, shape: Shape, position: int) -> Shape:

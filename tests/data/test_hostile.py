@@ -19,7 +19,7 @@ from PIL import Image
 from swarmcnn import memory
 from swarmcnn.data import DataConfig, check_regular_file, load_data, load_image_file
 from swarmcnn.errors import DataError, SpecError, SwarmCNNError
-from swarmcnn.model import check_model_fits
+from swarmcnn.model import build_model, check_model_fits
 from swarmcnn.spec import Spec
 
 GB = 10**9
@@ -397,12 +397,12 @@ def test_devices_and_folders_are_not_regular_files(tmp_path):
 )
 def test_model_too_large_for_the_memory_is_refused_before_torch_allocates(spec, input_shape, words, small_memory):
     with _raises(f"model '{spec}' for {'x'.join(map(str, input_shape))} inputs {words}", SpecError):
-        Spec.parse(spec).build(input_shape, 2)
+        build_model(Spec.parse(spec), input_shape, 2)
 
 
 def test_training_batch_too_large_for_the_memory_is_refused(small_memory):
     spec = Spec.parse("conv100000x3")
-    spec.build((1, 8, 8), 10)  # 65 million weights fit
+    build_model(spec, (1, 8, 8), 10)  # 65 million weights fit
     with _raises("model 'conv100000x3' for 1x8x8 inputs (65,000,010 parameters, batches of 512) needs", SpecError):
         check_model_fits(spec, (1, 8, 8), 10, batch_size=512, training=True)
 
@@ -418,4 +418,4 @@ def test_training_batch_too_large_for_the_memory_is_refused(small_memory):
 )
 def test_numbers_torch_or_python_cannot_take_are_refused(spec, message):
     with _raises(message, SpecError):
-        Spec.parse(spec).build((1, 8, 8), 2)
+        build_model(Spec.parse(spec), (1, 8, 8), 2)

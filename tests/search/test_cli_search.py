@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from swarmcnn.cli import _duration, main
+from swarmcnn.cli import duration, main
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import InProcess
 from swarmcnn.search.journal import JOURNAL_FILE
@@ -199,13 +199,13 @@ def test_runs_show_on_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     "text, seconds", [("90s", 90), ("10m", 600), ("1h30m", 5400), ("90", 90), ("1.5h", 5400), (" 2M ", 120)]
 )
 def test_budget_accepts_seconds_minutes_and_hours(text, seconds):
-    assert _duration(text) == seconds
+    assert duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["abc", "", "10 minutes", "-5s", "h", "30m1h"])
 def test_budget_that_is_not_a_duration_is_an_argument_error(text):
     with pytest.raises(argparse.ArgumentTypeError, match="90s, 10m or 1h30m"):
-        _duration(text)
+        duration(text)
 
 
 def test_bad_budget_on_the_command_line_exits_2(tmp_path, capsys):

@@ -1,0 +1,237 @@
+"""What the commands share: argparse types that check a value where it enters, option groups, and the
+checks of an --out before any work."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import NoReturn
+
+from swarmcnn.errors import SwarmCNNError
+
+ARCH_HELP = (
+    "the architecture, e.g. 'conv6x5 relu maxpool2 conv16x5 relu maxpool2 fc120 relu fc84 relu': "
+    "conv<N>x<K>[s<S>] (N features of size KxK), maxpool<W>[s<S>], avgpool<W>[s<S>], relu, bn, "
+    "dropout<P>, fc<N> (N neurons); the classifier layer is added for you"
+)
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """'28' or '28x32' (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size '{text}' must look like 28 or 28x32") from None
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"image size '{text}' must look like 28 or 28x32")
+    return size  # type: ignore[return-value]
+
+
+def whole(minimum: int):
+    """An argparse type: a whole number of at least `minimum`, refused where it enters with the option's name."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float = math.inf, low_included: bool = True, high_included: bool = False):
+    """An argparse type: a finite number in a range (nan and inf never pass)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        above = value >= low if low_included else value > low
+        below = value <= high if high_included else value < high
+        if not (math.isfinite(value) and above and below):
+            if high == math.inf:
+                allowed = f"{'>=' if low_included else '>'} {low:g}"
+            else:
+                allowed = f"in {'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def duration(text: str) -> float:
+    """'90s', '10m', '1h30m' or plain seconds -> seconds."""
+
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip().lower())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"budget '{text}' must look like 90s, 10m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line, as every other bad input is reported."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--image-size",
+        type=image_size,
+        metavar="HxW",
+        help="resize every image to this size, e.g. 28 or 32x32 (default: keep; sizes must agree)",
+    )
+    group.add_argument("--val-fraction", type=number(0, 1), help="share held out for validation (0.15)")
+    group.add_argument(
+        "--test-fraction",
+        type=number(0, 1),
+        help="share held out for the final test, for sources without a test split (0.15)",
+    )
+    group.add_argument("--split-seed", type=int, help="seed of the stratified split (0)")
+    group.add_argument(
+        "--frames",
+        type=int,
+        metavar="T",
+        help="frames per video clip, evenly spaced over the clip (8); ignored for images",
+    )
+    group.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="train and validate on at most the first N samples of each class (a quicker trial on a large set); "
+        "a test split of the source's own is kept whole",
+    )
+
+
+def add_model_size_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image-size",
+        type=image_size,
+        metavar="HxW",
+        help="resize images to this size (default: the model's input size)",
+    )
+
+
+def add_threads_option(parser: argparse.ArgumentParser, default: str = "PyTorch's choice") -> None:
+    parser.add_argument("--threads", type=int, help=f"CPU threads for PyTorch (default: {default})")
+
+
+FREE_CORES = "the cores other processes leave free"
+
+
+def add_runtime_options(parser: argparse.ArgumentParser, threads: str = "PyTorch's choice") -> None:
+    add_threads_option(parser, threads)
+    parser.add_argument("--device", help="auto (default: a CUDA GPU where there is one, else cpu), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--precision",
+        help="auto (default: bf16 autocast where the device computes it fast, else fp32), fp32 or bf16",
+    )
+
+
+def given(args: argparse.Namespace, config_type) -> dict:
+    """The options the user set, so that the defaults live in one place: the config dataclass."""
+    names = {f.name for f in fields(config_type)}
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}
+
+
+def folder_path(path: str) -> Path:
+    """An --out that is a folder or can become one."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise SwarmCNNError(f"--out '{out}' exists and is not a folder")
+    return out
+
+
+def output_dir(path: str, force: bool = False) -> Path:
+    """An --out a model can be written to, checked before any work: not a folder of other files, not a model
+    unless `force`, and in a folder that can be written."""
+    from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
+
+    out = folder_path(path)
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if names - {MODEL_FILE, WEIGHTS_FILE}:
+        raise SwarmCNNError(f"--out '{out}' is a folder with other files in it; choose a new or empty folder")
+    if names and not force:
+        raise SwarmCNNError(f"--out '{out}' already holds a model; pass --force to replace it, or choose a new folder")
+    check_writable(out)
+    return out
+
+
+def check_writable(out: Path) -> None:
+    """The model is written beside --out and then renamed into place: the folder that holds --out, or its first
+    existing ancestor, must be a folder this process can write."""
+    folder = Path(os.path.abspath(out)).parent
+    while not folder.exists() and not folder.is_symlink():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SwarmCNNError(f"--out '{out}' cannot be created: '{folder}' is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SwarmCNNError(f"--out '{out}' cannot be written: no permission to write in '{folder}'")
+
+
+def export_path(path: str, force: bool) -> Path:
+    """An --out file an export may write, checked before any work."""
+    out = Path(path)
+    if out.is_dir():
+        raise SwarmCNNError(f"--out '{out}' is a folder; give a file name such as model.onnx")
+    if out.exists() and not force:
+        raise SwarmCNNError(f"--out '{out}' already exists; pass --force to replace it, or choose a new name")
+    check_writable(out)
+    return out
+
+
+def load_data_for(trained, source: str, image_size: tuple[int, int] | None):
+    """The data source split as at training time, at the model's input size."""
+    from swarmcnn.data import DataConfig, load_data
+
+    settings = {k: v for k, v in trained.data.items() if k in DataConfig.__dataclass_fields__}
+    try:  # what model.json stored, checked as the user's own options would be
+        config = DataConfig(**settings)
+    except (SwarmCNNError, TypeError, ValueError, ArithmeticError) as error:
+        raise SwarmCNNError(f"the data settings stored with the model (field 'data' of model.json): {error}") from None
+    if image_size is not None:
+        config = replace(config, image_size=image_size)
+    data = load_data(source, config)
+    if tuple(data.input_shape) != tuple(trained.input_shape):
+        raise SwarmCNNError(
+            f"data '{source}' gives inputs {'×'.join(map(str, data.input_shape))} but the model expects "
+            f"{'×'.join(map(str, trained.input_shape))}; pass --image-size {trained.input_shape[-2]}x"
+            f"{trained.input_shape[-1]}"
+        )
+    if tuple(data.class_names) != tuple(trained.class_names):
+        raise SwarmCNNError(
+            f"data '{source}' has classes {list(data.class_names)} but the model was trained on "
+            f"{list(trained.class_names)}"
+        )
+    return data
+
+
+def not_learning_text(epoch: int, chance: float | None = None) -> str:
+    """The one line that tells a user the network learned nothing, with the remedies."""
+    level = "" if chance is None else f" ({chance:.3f})"
+    return (
+        f"the training loss stayed at the chance level{level} up to epoch {epoch}: the network is not learning; "
+        "try a lower --lr (a third of it, say) or 'bn' after each convolution"
+    )
+
