@@ -20,6 +20,10 @@ from swarmcnn.data import Dataset, Split
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import Hardware, resolve
 from swarmcnn.inference import EVALUATION_BATCH, Normalization, predict_logits  # re-exported: older imports
+from swarmcnn.schedule import SCHEDULES, WARMUP_START, Schedule, one_cycle  # noqa: F401  (re-exported)
+from swarmcnn.steps import Steps, default_lr  # noqa: F401  (re-exported)
+from swarmcnn.whitening import SAMPLES as WHITENING_SAMPLES
+from swarmcnn.whitening import fit_whitening
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -34,6 +38,8 @@ class TrainConfig:
     momentum: float = 0.9
     warmup: float = 0.2  # share of the schedule over which the learning rate rises to its peak (one-cycle)
     label_smoothing: float = 0.1
+    schedule: str = "one-cycle"  # the rate after the warm-up: "one-cycle" (a cosine to zero) or "linear"
+    lookahead: bool = False  # an average of the weights copied back into the network as it trains (steps.py)
     ema: float | None = None  # decay of an average of the weights the model ends with (e.g. 0.999); None: none
     patience: int | None = None  # stop after this many epochs without a better validation loss; None: never
     augment: bool = False  # random shifts of up to 1/8 of the picture
@@ -50,6 +56,8 @@ class TrainConfig:
             raise SwarmCNNError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise SwarmCNNError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.schedule not in SCHEDULES:
+            raise SwarmCNNError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise SwarmCNNError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
         if not 0 < self.train_fraction <= 1:
@@ -72,20 +80,6 @@ class TrainConfig:
             raise SwarmCNNError(f"seed must be a whole number from 0 to 2**64 - 1, got {self.seed!r}")
         if self.max_seconds is not None and not self.max_seconds >= 0:
             raise SwarmCNNError(f"time limit must not be negative, got {self.max_seconds}s")
-
-
-def default_lr(model: nn.Module, optimizer: str = "adamw") -> float:
-    """The peak learning rate for a network: higher where batch norm keeps the activations in range.
-
-    Without batch norm a stack of ReLUs trained by Adam at a high rate from the first step can leave every unit
-    dead and the loss at the chance level for good (the README's 3-D example on MP4 clips at 5e-3 without
-    warm-up); the warm-up of the one-cycle schedule prevents most of it, and half the rate the rest. With batch
-    norm, 4e-3 beat PyTorch's one-cycle recipe on mnist-5k and cifar10-dev (benchmarks/train_recipe.py).
-    """
-    normalised = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if optimizer == "sgd":
-        return 5e-2 if normalised else 2e-2
-    return 4e-3 if normalised else 2e-3
 
 
 def default_batch_size(images: int) -> int:
@@ -215,6 +209,7 @@ def fit(
     where = hardware.device if hardware.holds(train.x) else torch.device("cpu")
     x, y = train.x.to(where), train.y.to(where)
     hardware.place(model, x.dim())
+    fit_whitening(model, normalization(x[:WHITENING_SAMPLES].to(hardware.device)))  # whiten<K> layers, once
     batch_size = config.batch_size or default_batch_size(len(y))
     schedule = Schedule(config.epochs * _trained_per_epoch(len(y), batch_size), config.max_seconds, clock)
     steps = Steps(model, config, schedule, hardware)
@@ -250,6 +245,7 @@ def fit(
             if watch.epoch_end(stats, schedule.progress() >= config.warmup, steps.trained, last) or schedule.ended:
                 break
     reporter.stop()
+    steps.finish()
     if watch.best_state is not None or steps.average is not None:  # the model ends with what was validated
         model.load_state_dict(watch.best_state or steps.trained.state_dict())
     if result.status != "diverged" and not finite_model(model, x[:batch_size], normalization, hardware):
@@ -269,46 +265,6 @@ def finite_model(model: nn.Module, x: torch.Tensor, normalization: Normalization
     if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
         return False
     return bool(torch.isfinite(predict_logits(model, x, normalization, hardware=hardware)).all())
-
-
-class Steps:
-    """Optimizer steps at the schedule's learning rate, with an average of the weights where config asks for one.
-
-    The average is PyTorch's own (`torch.optim.swa_utils.AveragedModel` with an exponential moving average,
-    batch norm statistics included); the trained network is then the average.
-    """
-
-    def __init__(self, model: nn.Module, config: TrainConfig, schedule: Schedule, hardware: Hardware) -> None:
-        self.model, self.config, self.schedule, self.hardware = model, config, schedule, hardware
-        self.peak = config.lr or default_lr(model, config.optimizer)
-        self.optimizer = _optimizer(model, config, self.peak)
-        self.average = None
-        if config.ema is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
-    @property
-    def trained(self) -> nn.Module:
-        """The network as trained so far: the model, or its average."""
-        return self.model if self.average is None else self.average.module
-
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.peak * one_cycle(progress, self.config.warmup)
-        with self.hardware.autocast():
-            logits = self.model(self.hardware.inputs(inputs))
-            loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.average is not None:
-            self.average.update_parameters(self.model)
-        return logits, loss
 
 
 class _Watch:
@@ -399,46 +355,6 @@ def _train_epoch(steps, x, y, normalization, config, batch_size, generator, on_b
     return loss_sum, (torch.cat(guesses) == torch.cat(truths)).sum().item(), seen
 
 
-class Schedule:
-    """Where a training stands: the larger of its share of the planned images seen and of its time used.
-
-    The learning rate follows this progress, so a training whose time runs out ends with its rate annealed,
-    exactly as one that saw all its images, whatever the machine's speed or load; a time limit never leaves a
-    network mid-schedule with a high rate.
-    """
-
-    def __init__(self, images: int, max_seconds: float | None, clock: Callable[[], float]) -> None:
-        self.images, self.max_seconds, self.clock = max(images, 1), max_seconds, clock
-        self.started = clock()
-        self.seen = 0
-
-    def progress(self) -> float:
-        done = self.seen / self.images
-        if self.max_seconds is not None:
-            used = (self.clock() - self.started) / self.max_seconds if self.max_seconds > 0 else 1.0
-            done = max(done, used)
-        return min(done, 1.0)
-
-    @property
-    def ended(self) -> bool:
-        return self.progress() >= 1
-
-
-WARMUP_START = 0.04  # the warm-up starts at 1/25 of the peak, as PyTorch's OneCycleLR
-
-
-def one_cycle(progress: float, warmup: float) -> float:
-    """The learning rate's share of its peak at a progress in [0, 1]: a linear warm-up, then a cosine to zero.
-
-    Smith & Topin's one-cycle policy ("Super-convergence", 2018), with a cosine annealing as in OneCycleLR.
-    """
-    if progress >= 1:
-        return 0.0
-    if progress < warmup:
-        return WARMUP_START + (1 - WARMUP_START) * progress / warmup
-    return 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
-
-
 def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, flip: bool = False) -> torch.Tensor:
     """Light augmentation of a stored batch (uint8 or float): per-sample random shifts, optional flips.
 
@@ -500,19 +416,3 @@ def _batches_per_epoch(n: int, batch_size: int) -> int:
 def _trained_per_epoch(n: int, batch_size: int) -> int:
     """Images an epoch trains on: a last batch of one sample is skipped (batch norm needs two)."""
     return n - (n % batch_size == 1)
-
-
-def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """AdamW, or SGD with Nesterov momentum, in PyTorch's fused form: one kernel for the whole update
-    instead of a few per parameter tensor (benchmarks/train_throughput.py: what lets fit beat a plain loop
-    with the default optimizer, most on a GPU, where small networks wait on kernel launches)."""
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay / 10,
-            nesterov=True,
-            fused=True,
-        )
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, fused=True)
