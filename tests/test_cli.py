@@ -98,7 +98,9 @@ def test_explain_writes_a_picture_per_input_and_the_features(digits_model_dir, t
         assert row["target"] == row["label"] and len(row["peak"]) == 2
         assert Image.open(row["picture"]).format == "PNG"
     assert Image.open(report["features"]).format == "PNG"
-    assert main(args) == 0
+    assert main(args) == 2  # the pictures of the first are there: replaced only with --force (issue 27)
+    assert "--force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
     assert "digits test #2" in capsys.readouterr().out
 
 

@@ -5,12 +5,11 @@ Loading reads JSON and raw tensors only: no pickle, so opening a model someone s
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import platform
-import re
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +18,11 @@ import torch
 from torch import nn
 
 from swarmcnn import strictjson
-from swarmcnn.errors import CheckpointError, SpecError, SwarmCNNError
+from swarmcnn.atomic import replace_folder, restorable
+from swarmcnn.errors import CheckpointError, SpecError, SwarmCNNError, is_disk_full
 from swarmcnn.hardware import Hardware
 from swarmcnn.inference import Normalization, predict_logits
+from swarmcnn.memory import allocating
 from swarmcnn.spec import Spec
 
 FORMAT_VERSION = 1
@@ -29,6 +30,8 @@ MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 MAX_DESCRIPTION_BYTES = 16 * 2**20  # a model.json is a few kB: a larger file is not one, and is not read
 MAX_INPUT_VALUES = 2**28  # values per input (1 GiB in float32), far beyond any network swarmcnn trains
+# what the stored inputs of the training data were: uint8 pixel values, or floats (an .npz of floats, 16-bit data)
+INPUT_DTYPES = ("uint8", "float32")
 
 
 @dataclass
@@ -43,34 +46,33 @@ class TrainedModel:
     metrics: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # the data source and split settings it was trained with
     training: dict = field(default_factory=dict)
+    input_dtype: str = "uint8"  # of the stored inputs it was trained on (INPUT_DTYPES): an export takes the same
 
-    def predict_proba(self, x: torch.Tensor, hardware: Hardware | None = None) -> torch.Tensor:
-        """Class probabilities for stored inputs of shape (N, *input_shape) (uint8 0..255 or float).
+    def predict_proba(self, x, hardware: Hardware | None = None) -> torch.Tensor:
+        """Class probabilities for stored inputs of shape (N, *input_shape) (uint8 0..255 or float): a tensor, or a
+        NumPy array (or anything np.asarray takes).
 
         hardware: where and in what precision (swarmcnn.hardware.resolve); None: fp32 where the module is.
         """
+        x = as_inputs(x)
         self.check_inputs(x)
         if hardware is not None:
             self.module.to(hardware.device)
-        return predict_logits(self.module, x, self.normalization, hardware=hardware).softmax(1).cpu()
+        with allocating("predicting", hardware and hardware.device):
+            return predict_logits(self.module, x, self.normalization, hardware=hardware).softmax(1).cpu()
 
     def check_inputs(self, x: torch.Tensor) -> None:
         """Refuse a batch whose inputs are not of the model's input shape, naming both shapes."""
         if tuple(x.shape[1:]) != tuple(self.input_shape):
             raise SwarmCNNError(f"inputs of shape {tuple(x.shape[1:])} do not match the model's {self.input_shape}")
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the model directory; a model already there is replaced whole, or, should anything fail, kept."""
-        from safetensors.torch import save_file
 
+    def save(self, directory: str | Path, write: Callable[[Path, dict, str], None] | None = None) -> Path:
+        """Write the model directory; a model already there is replaced whole, or, should anything fail (a full
+        disk: one line that says so), kept. write: writes the files into a folder (`write_model_files`; a seam)."""
         description = strictjson.dumps(self._description(), indent=2) + "\n"
         state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-
-        def write(folder: Path) -> None:
-            save_file(state, str(folder / WEIGHTS_FILE))
-            (folder / MODEL_FILE).write_text(description)
-
-        replace_folder(Path(directory), write)
+        replace_folder(Path(directory), lambda folder: (write or write_model_files)(folder, state, description))
         return Path(directory)
 
     def to_bytes(self) -> tuple[str, bytes]:
@@ -89,6 +91,7 @@ class TrainedModel:
             "spec": str(self.spec),
             "layers": self.spec.to_list(),
             "input_shape": list(self.input_shape),
+            "input_dtype": self.input_dtype,
             "class_names": list(self.class_names),
             "normalization": asdict(self.normalization),
             "parameters": self.spec.num_params(self.input_shape, len(self.class_names)),
@@ -104,74 +107,38 @@ class TrainedModel:
         }
 
 
-def replace_folder(target: Path, write: Callable[[Path], None]) -> None:
-    """Have `write` fill a staging folder beside target, then swap it into place.
+def as_inputs(x) -> torch.Tensor:
+    """Inputs as a tensor of numbers: a tensor as it is, a NumPy array (or a list) as uint8 or float32 (without a
+    copy where it is one already); strings, objects, complex numbers and booleans refused in one line."""
+    if not isinstance(x, torch.Tensor):
+        import numpy as np
 
-    A kill or an error at any moment leaves either the previous folder or the new one complete, never a mix:
-    the old folder is renamed away, the new one renamed in (renames within a folder are atomic), the old
-    one deleted. Leftovers of a killed save are cleaned up by the next save to the same target.
-    """
-    target = target.resolve()
-    if not target.name:
-        raise CheckpointError(f"cannot save a model as '{target}': choose a folder inside it")
-    if target.exists() and not target.is_dir():
-        raise CheckpointError(f"cannot save a model as '{target}': it exists and is not a folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(target)
-    staging, old = _beside(target, "staging", os.getpid()), _beside(target, "old", os.getpid())
-    shutil.rmtree(staging, ignore_errors=True)
+        try:
+            array = np.asarray(x)
+        except (ValueError, TypeError) as error:  # ragged lists
+            raise SwarmCNNError(f"inputs cannot be read as one array: {error}") from None
+        if array.dtype.kind not in "iuf":
+            raise SwarmCNNError(f"inputs have dtype {array.dtype}; expected uint8 pixel values or floats")
+        # uint8 as it is; any other number as float32, the arithmetic of the network (and in native byte order)
+        x = torch.from_numpy(np.require(array, np.uint8 if array.dtype == np.uint8 else np.float32, ("C", "W")))
+    if x.is_complex() or x.dtype == torch.bool:
+        raise SwarmCNNError(f"inputs have dtype {x.dtype}; expected uint8 pixel values or floats")
+    return x
+
+
+def write_model_files(folder: Path, state: dict, description: str) -> None:
+    """weights.safetensors and model.json in folder; a full disk is an OSError(ENOSPC) naming the file, whichever
+    library noticed it (safetensors says so in its own error's message)."""
+    from safetensors.torch import save_file
+
+    weights = folder / WEIGHTS_FILE
     try:
-        staging.mkdir()
-        write(staging)
-        for path in staging.iterdir():
-            _fsync(path)  # the contents reach the disk before the rename makes them the model
-        if target.exists():
-            os.rename(target, old)
-        os.rename(staging, target)
-    except BaseException:
-        if old.exists() and not target.exists():
-            os.rename(old, target)
-        shutil.rmtree(staging, ignore_errors=True)
+        save_file(state, str(weights))
+    except Exception as error:
+        if is_disk_full(error) and not isinstance(error, OSError):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(weights)) from None
         raise
-    _fsync(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _beside(target: Path, kind: str, pid: int) -> Path:
-    return target.parent / f".{target.name}.{kind}.{pid}"
-
-
-def _clean_leftovers(target: Path) -> None:
-    """Remove what a killed save of target left; put the previous folder back if the kill fell between renames."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(staging|old)\.(\d+)")
-    for path in target.parent.iterdir():
-        match = pattern.fullmatch(path.name)
-        if not match or _alive(int(match[2])):
-            continue
-        if match[1] == "old" and not target.exists():
-            os.rename(path, target)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier save of this process that failed
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    (folder / MODEL_FILE).write_text(description)
 
 
 def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
@@ -185,6 +152,8 @@ def load(directory: str | Path, device: str = "cpu") -> TrainedModel:
     from safetensors.torch import load_file
 
     directory = Path(directory)
+    if not directory.exists() and restorable(directory) is not None:
+        directory = restorable(directory)  # the previous model, whole: a save killed between its renames left it
     description = _read_description(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
@@ -237,9 +206,10 @@ def _rebuild(origin: str, description: dict, stored: _Stored, device: str) -> Tr
     input_shape = _checked_input_shape(origin, description, spec)
     normalization = _checked_normalization(origin, description, input_shape[0])
     others = {key: _checked_object(origin, description, key) for key in ("metrics", "data", "training")}
+    input_dtype = _checked_input_dtype(origin, description)
     module = _load_module(origin, stored, spec, input_shape, len(class_names), device)
     _check_spec_text(origin, description, spec)
-    return TrainedModel(module, spec, input_shape, class_names, normalization, **others)
+    return TrainedModel(module, spec, input_shape, class_names, normalization, **others, input_dtype=input_dtype)
 
 
 def _read_description(directory: Path) -> dict:
@@ -357,6 +327,14 @@ def _checked_normalization(origin: str, description: dict, channels: int) -> Nor
     if min(values["std"]) <= 0:
         raise _bad(origin, "normalization.std", f"must be positive, got {list(values['std'])}")
     return Normalization(values["mean"], values["std"])
+
+
+def _checked_input_dtype(origin: str, description: dict) -> str:
+    """The stored inputs' type at training time; a model.json written before it was recorded took uint8."""
+    dtype = description.get("input_dtype", "uint8")
+    if dtype not in INPUT_DTYPES:
+        raise _bad(origin, "input_dtype", f"must be one of {', '.join(INPUT_DTYPES)}, got {dtype!r:.80}")
+    return dtype
 
 
 def _checked_object(origin: str, description: dict, key: str) -> dict:

@@ -73,7 +73,8 @@ def evaluation_tables(result: dict, title: str) -> list[Table]:
     per_class.add_column("accuracy", justify="right")
     per_class.add_column("images", justify="right")
     for name, row in zip(names, result["confusion_matrix"]):
-        per_class.add_row(name, f"{result['per_class_accuracy'][name]:.4f}", str(sum(row)))
+        accuracy = result["per_class_accuracy"][name]
+        per_class.add_row(name, "no images" if accuracy is None else f"{accuracy:.4f}", str(sum(row)))
     confusion = Table(title="confusion matrix (rows: true class, columns: predicted)")
     confusion.add_column("")
     for name in names:

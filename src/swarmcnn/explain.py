@@ -27,6 +27,7 @@ from torch import nn
 
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.errors import SwarmCNNError, did_you_mean
+from swarmcnn.memory import allocating
 
 METHODS = ("gradcam", "integrated-gradients", "occlusion")
 INTEGRATION_STEPS = 32
@@ -77,13 +78,14 @@ def explain(
                             f"{did_you_mean(method, list(METHODS))}")
     trained.check_inputs(inputs)
     _require_captum()
-    module = _explainable_copy(trained.module).to(device)
-    x = trained.normalization(inputs.to(device))
-    with torch.no_grad():
-        probabilities = module(x).softmax(1).cpu()
-    targets = probabilities.argmax(1) if target is None else torch.full((len(x),), _class_index(trained, target))
-    black = trained.normalization(torch.zeros_like(inputs[:1], device=device)).expand_as(x).contiguous()
-    maps = _ATTRIBUTE[method](module, x, targets.to(device), black).detach().cpu()
+    with allocating("explaining", device):  # gradients of every input: an allocation failure is one line
+        module = _explainable_copy(trained.module).to(device)
+        x = trained.normalization(inputs.to(device))
+        with torch.no_grad():
+            probabilities = module(x).softmax(1).cpu()
+        targets = probabilities.argmax(1) if target is None else torch.full((len(x),), _class_index(trained, target))
+        black = trained.normalization(torch.zeros_like(inputs[:1], device=device)).expand_as(x).contiguous()
+        maps = _ATTRIBUTE[method](module, x, targets.to(device), black).detach().cpu()
     return [_explanation(trained, p, t, method, m) for p, t, m in zip(probabilities, targets.tolist(), maps)]
 
 

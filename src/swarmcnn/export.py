@@ -2,9 +2,11 @@
 (libtorch, C++ without Python).
 
 The exported graph takes what swarmcnn stores and `swarmcnn predict` reads, stored pixel values in
-channels-first layout, (N, C, H, W) for pictures and (N, C, T, H, W) for clips: uint8 0..255 by default,
-float32 in the same units for a model trained on float data (`input_dtype`). The normalisation is folded in
-and the output is class probabilities (softmax), one column per class name; the batch axis is free. Every
+channels-first layout, (N, C, H, W) for pictures and (N, C, T, H, W) for clips: uint8 0..255 for a model
+trained on uint8 pictures (image files), float32 in the data's own units for one trained on floats (model.json's
+`input_dtype`; uint8 would round them and is refused), and float32 in the same units on request. The
+normalisation is folded in and the output is class probabilities (softmax), one column per class name; the batch
+axis is free. Every
 export is run again from the written file (onnxruntime, torch.jit.load) on a few real inputs and compared with
 PyTorch's own probabilities; a file that differs by more than TOLERANCE is never left behind.
 """
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from swarmcnn.checkpoint import TrainedModel
-from swarmcnn.errors import SwarmCNNError
+from swarmcnn.errors import SwarmCNNError, is_disk_full
 from swarmcnn.inference import Normalization
 
 FORMATS = ("onnx", "torchscript")
@@ -85,14 +87,17 @@ def export_model(
     out: str | Path,
     inputs: torch.Tensor,
     checked_on: str = "the given inputs",
-    input_dtype: str = "uint8",
+    input_dtype: str | None = None,
 ) -> Exported:
     """Write trained as one ONNX or TorchScript file at out, after checking it against PyTorch on inputs.
 
     The file is written under a temporary name beside out and renamed into place only once it agrees with
-    PyTorch within TOLERANCE: a failed export leaves out as it was. inputs: stored values (N, *input_shape).
+    PyTorch within TOLERANCE: a failed export (a full disk too) leaves out as it was. inputs: stored values
+    (N, *input_shape), as the training saw them; input_dtype: the file's (default: `default_input_dtype`).
     """
+    input_dtype = input_dtype or default_input_dtype(trained)
     check_format(format, input_dtype)
+    check_input_dtype(trained, input_dtype)
     out = Path(out)
     trained.check_inputs(inputs)
     inputs = as_input_dtype(inputs, input_dtype)
@@ -110,6 +115,10 @@ def export_model(
                 f"on {checked_on}; '{out}' was not written"
             )
         os.replace(staging, out)
+    except Exception as error:
+        if is_disk_full(error):
+            raise SwarmCNNError(f"cannot write '{out}': no space left on device (the disk is full)") from None
+        raise
     finally:
         staging.unlink(missing_ok=True)
     return Exported(
@@ -118,18 +127,38 @@ def export_model(
     )
 
 
+def default_input_dtype(trained: TrainedModel) -> str:
+    """The type of the stored inputs the model was trained on (model.json's input_dtype): uint8 pixel values, or
+    float32 for float data."""
+    return trained.input_dtype
+
+
+def check_input_dtype(trained: TrainedModel, input_dtype: str) -> None:
+    """Refuse a uint8 input for a model trained on floats: it would round every value the model knows (0..1, or
+    beyond 255) to a whole number 0..255, and a self-check on inputs cast alike would agree all the same."""
+    if input_dtype == "uint8" and trained.input_dtype != "uint8":
+        raise SwarmCNNError(
+            f"--input-dtype uint8: the model was trained on {trained.input_dtype} inputs (data "
+            f"'{trained.data.get('source', '?')}'), which uint8 would round to whole numbers 0..255; export it with "
+            f"--input-dtype {trained.input_dtype}, its default"
+        )
 def describe(trained: TrainedModel, input_dtype: str) -> dict[str, str]:
     """The metadata an exported file carries (ONNX metadata_props, a TorchScript extra file): texts, JSON inside."""
     from swarmcnn import __version__
 
     layout = "NCHW" if len(trained.input_shape) == 3 else "NCTHW"
+    units = (
+        "stored pixel values, 0..255 for 8-bit pictures (as image files hold them); the normalisation is part of the "
+        "graph" if trained.input_dtype == "uint8"
+        else "the values of the float data it was trained on, in their own units (float32); the normalisation is "
+        "part of the graph"
+    )
     return {
         "class_names": json.dumps(list(trained.class_names)),
         "input_shape": json.dumps(list(trained.input_shape)),
         "input_layout": layout,
         "input_dtype": input_dtype,
-        "input_units": "stored pixel values, 0..255 for 8-bit pictures (as image files hold them); the "
-        "normalisation is part of the graph",
+        "input_units": units,
         "output": "class probabilities (softmax), one column per entry of class_names",
         "spec": str(trained.spec),
         "normalization": json.dumps({"mean": list(trained.normalization.mean), "std": list(trained.normalization.std)}),

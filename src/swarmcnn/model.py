@@ -69,9 +69,15 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
 
 
 def check_model_fits(
-    spec: Spec, input_shape: tuple[int, ...], num_classes: int, batch_size: int = 1, training: bool = False
+    spec: Spec,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    batch_size: int = 1,
+    training: bool = False,
+    device=None,
 ) -> None:
-    """Refuse, before torch allocates, a model too large for the free memory, naming its parameter count.
+    """Refuse, before torch allocates, a model too large for the free memory (of device, where it is a CUDA
+    device), naming its parameter count.
 
     Counted in float32: the weights and the values of a batch through every layer; training adds the
     gradients and AdamW's two moments of each weight, and the gradient of each value.
@@ -84,7 +90,7 @@ def check_model_fits(
     what = f"model '{spec}' for {shown} inputs ({params:,} parameters" + (
         f", batches of {batch_size})" if batch_size > 1 else ")"
     )
-    check_fits(needed, what, SpecError)
+    check_fits(needed, what, SpecError, device)
     for position, layer in enumerate(spec.layers, start=1):
         large = [v for v in vars(layer).values() if isinstance(v, int) and v > _LARGEST]
         if large:

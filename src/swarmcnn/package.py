@@ -13,6 +13,7 @@ import torch
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset
 from swarmcnn.designs import spec_of
+from swarmcnn.memory import allocating
 from swarmcnn.model import check_model_fits
 from swarmcnn.spec import Spec
 from swarmcnn.train import (
@@ -33,10 +34,13 @@ from swarmcnn.train import (
 def check_trainable(spec: Spec, data: Dataset, config: TrainConfig) -> None:
     """Refuse, before torch allocates, a spec that does not fit the inputs (naming the layer) or the memory
     (a training batch, and an evaluation batch)."""
+    from swarmcnn.hardware import resolve_device
+
     spec.shapes(data.input_shape)
+    device = resolve_device(config.device or "auto")  # a CUDA device's own free memory counts there
     batch = config.batch_size or default_batch_size(len(data.train))
     for size, training in ((batch, True), (EVALUATION_BATCH, False)):
-        check_model_fits(spec, data.input_shape, len(data.class_names), size, training=training)
+        check_model_fits(spec, data.input_shape, len(data.class_names), size, training=training, device=device)
 
 
 def train_model(
@@ -45,21 +49,26 @@ def train_model(
     config: TrainConfig,
     reporter: TrainReporter | None = None,
     data_config: DataConfig | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[TrainedModel, TrainResult, Evaluation]:
     """Train spec (a Spec, spec text or design name) on data's training split, seeded, test it once on the test
     split, and package it.
 
     The model is returned whatever the training's status: whether a diverged or silent training may be saved is
     the caller's decision (`train` refuses it; the search journals it). data_config: the split settings the
-    model records beside data.source, so that `evaluate` rebuilds the same splits.
+    model records beside data.source, so that `evaluate` rebuilds the same splits; fingerprint: of the data set
+    as those settings split it (default: data's own; the search's final training, on train+val, passes the
+    search's), so that `evaluate` can tell when the data changed since.
     """
     spec = spec_of(spec)
     check_trainable(spec, data, config)
     model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
     normalization = Normalization.of(data.train.x)
-    result = fit(model, data, normalization, config, reporter=reporter)
-    test = evaluate(model, data.test, normalization)
+    with allocating("training", config.device):  # the checks above are estimates: a failure is still one line
+        result = fit(model, data, normalization, config, reporter=reporter)
+        test = evaluate(model, data.test, normalization)
     settings = asdict(data_config) if data_config is not None else {}
+    fingerprint = fingerprint or data.fingerprint
     trained = TrainedModel(
         model.to("cpu", memory_format=torch.contiguous_format),  # as `load` gives it back: the same last digits
         spec,
@@ -67,8 +76,9 @@ def train_model(
         data.class_names,
         normalization,
         metrics=metrics(result, test, tested=len(data.test) > 0),
-        data={"source": data.source, **settings},
+        data={"source": data.source, **settings, "fingerprint": fingerprint},
         training=training_record(config, result),
+        input_dtype="float32" if data.train.x.is_floating_point() else "uint8",
     )
     return trained, result, test
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import platform
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from swarmcnn.errors import SwarmCNNError
+from swarmcnn.errors import SwarmCNNError, is_disk_full
 from swarmcnn.report_figures import (
     accuracy_text,
     candidate_figures,
@@ -36,13 +36,23 @@ from swarmcnn.search.runs import describe_run
 
 
 def write_report(run_dir: str | Path, out: str | Path) -> Path:
-    """Write the page of the run in run_dir to out (an .html file)."""
+    """Write the page of the run in run_dir to out (an .html file), whole or not at all: written beside it and
+    renamed into place, so that a full disk leaves a report already there as it was."""
     out = Path(out)
     if out.is_dir():
         raise SwarmCNNError(f"--out '{out}' is a folder; give a file name such as report.html")
     page = report_html(Path(run_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    staging = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    try:
+        staging.write_text(page, encoding="utf-8")
+        os.replace(staging, out)
+    except OSError as error:
+        if is_disk_full(error):
+            raise SwarmCNNError(f"cannot write '{out}': no space left on device (the disk is full)") from None
+        raise
+    finally:
+        staging.unlink(missing_ok=True)
     return out
 
 
@@ -82,7 +92,7 @@ def read_run(run_dir: Path) -> RunRecord:
     try:
         values = {key: journal.get(key) for key in ("started", "search_seconds", "data_fingerprint")}
         return RunRecord(run_dir, summary, SearchConfig.from_journal(journal), journal.evaluations(),
-                         journal.evaluations("promotions"), _states(journal), values)
+                         journal.evaluations("promotions"), journal.states(), values)
     finally:
         journal.close()
 
@@ -128,15 +138,6 @@ document.querySelectorAll("figure.figure").forEach(function (f) {{
 
 def _section(anchor: str, heading: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>\n{content}\n</section>'
-
-
-def _states(journal: Journal) -> list[tuple[int, dict]]:
-    """Every swarm state journaled, in order (Journal itself reads only the last, for a resume)."""
-    try:
-        rows = journal.db.execute("SELECT generation, state FROM swarm_state ORDER BY generation").fetchall()
-        return [(generation, json.loads(state)) for generation, state in rows]
-    except (sqlite3.DatabaseError, ValueError) as error:  # ValueError: a state that is not JSON
-        raise journal.damaged(f"its swarm states cannot be read ({error})") from error
 
 
 def _architecture(summary: dict, data) -> str:
@@ -199,8 +200,8 @@ def _test(trained, test) -> str:
     result = evaluate(trained.module, test, trained.normalization)
     guesses = predict_logits(trained.module, test.x, trained.normalization).argmax(1)
     names = trained.class_names
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{a:.3f}</td></tr>"
-                   for n, a in zip(names, result.per_class_accuracy))
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{f'{a:.3f}' if sum(row) else 'no images'}</td></tr>"
+                   for n, a, row in zip(names, result.per_class_accuracy, result.confusion))
     return (f"<p>Tested again on the {len(test)} samples of its test split: accuracy {result.accuracy:.4f}.</p>"
             + confusion_figure(np.asarray(result.confusion), names)
             + f"<table><tr><th>class</th><th>test accuracy</th></tr>{rows}</table>"

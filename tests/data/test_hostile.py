@@ -85,12 +85,14 @@ def test_npz_labels_keep_their_values_as_names_in_order(tmp_path):
     assert [data.class_names[label] for label in data.train.y.tolist()] == [str(y[i]) for i in index.tolist()]
 
 
-def test_npz_channel_last_rgba_pictures_are_rgb_pictures_without_alpha(tmp_path):
+def test_npz_channel_last_pictures_of_four_channels_keep_all_four(tmp_path):
+    """A fourth channel of an array may be data (near-infrared, depth), not an alpha to drop (issue 27)."""
     x = np.zeros((20, 8, 8, 4), dtype=np.uint8)
-    x[..., 0], x[..., 2], x[..., 3] = 10, 30, 255
+    x[..., 0], x[..., 2], x[..., 3] = 10, 30, 200
     data = load_data(_npz(tmp_path / "d.npz", x))
-    assert data.input_shape == (3, 8, 8)
+    assert data.input_shape == (4, 8, 8)
     assert data.train.x[:, 0].eq(10).all() and data.train.x[:, 1].eq(0).all() and data.train.x[:, 2].eq(30).all()
+    assert data.train.x[:, 3].eq(200).all()
 
 
 def test_npz_one_channel_first_is_a_picture(tmp_path):

@@ -294,11 +294,11 @@ def test_start_failing_after_its_journal_was_made_leaves_the_folder_as_it_was(tm
     if folder_existed:
         out.mkdir()
 
-    def failing(self):
+    def failing(self, strategy):
         raise RuntimeError("a fault in the middle of the start")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Journal, "last_state", failing)
+        patch.setattr(Journal, "restore_state", failing)
         with pytest.raises(RuntimeError):
             Search.start(out, _config())
     assert out.exists() == folder_existed and (not folder_existed or not any(out.iterdir()))

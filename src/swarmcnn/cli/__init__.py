@@ -11,7 +11,8 @@ import importlib
 import sys
 
 from swarmcnn.cli.options import Parser, duration
-from swarmcnn.errors import SwarmCNNError
+from swarmcnn.errors import SwarmCNNError, os_error_text
+from swarmcnn.memory import allocation_failure
 
 EXAMPLES = """examples:
   swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out models/digits
@@ -57,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarmcnn: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a folder that cannot be written, a disk that is full
-        where = f": '{error.filename}'" if error.filename else ""
-        print(f"swarmcnn: error: {error.strerror or error}{where}", file=sys.stderr)
+        print(f"swarmcnn: error: {os_error_text(error)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as error:  # an allocation the memory checks did not foresee
+        failure = allocation_failure(error, f"running '{args.command}'")
+        if failure is None:
+            raise
+        print(f"swarmcnn: error: {failure}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("swarmcnn: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 
 from swarmcnn import strictjson
 from swarmcnn.cli.options import add_model_size_option, add_runtime_options, load_data_for
+from swarmcnn.errors import SwarmCNNError
 
 
 def add_parser(commands) -> None:
@@ -32,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from swarmcnn.train import evaluate
 
     trained = load(args.model)
-    data = load_data_for(trained, args.data, args.image_size)
+    data = load_data_for(trained, args.data, args.image_size, args.model)
     split = getattr(data, args.split)
+    if len(split) == 0:  # an accuracy of 0.0 on no images would read as a model that learned nothing
+        fraction = {"val": " (trained with --val-fraction 0?)", "test": " (trained with --test-fraction 0?)"}
+        raise SwarmCNNError(f"the {args.split} split of '{args.data}' is empty{fraction.get(args.split, '')}: "
+                            "nothing to evaluate; choose another --split")
     hardware = resolve(args.device, args.precision)
     result = evaluate(trained.module.to(hardware.device), split, trained.normalization, hardware=hardware)
     report = {
@@ -43,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         "images": len(split),
         **result.to_dict(trained.class_names),
     }
+    # a class without images in the split has no accuracy (null), not 0.0
+    for name, row in zip(trained.class_names, result.confusion):
+        if sum(row) == 0:
+            report["per_class_accuracy"][name] = None
     if args.json:
         print(strictjson.dumps(report, indent=2))
     else:

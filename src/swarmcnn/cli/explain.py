@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from swarmcnn.cli.options import add_model_size_option, add_threads_option, folder_path, load_data_for
+from swarmcnn.cli.options import (
+    add_model_size_option,
+    add_threads_option,
+    folder_path,
+    load_data_for,
+    refuse_existing,
+    refuse_inside,
+)
 from swarmcnn.errors import SwarmCNNError
 
 
@@ -37,6 +44,7 @@ def add_parser(commands) -> None:
     )
     explain.add_argument("--target", metavar="CLASS", help="map the evidence for this class (default: the predicted)")
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (created if needed)")
+    explain.add_argument("--force", action="store_true", help="replace the pictures of an earlier explain in --out")
     explain.add_argument("--json", action="store_true", help="print one JSON object: features, explanations, stack")
     explain.add_argument("--feature", type=int, metavar="K", help="the first-layer feature whose match the stack "
                          "view shows (default: the best matching one)")
@@ -58,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     trained = load(args.model)
     names, inputs, truths = _inputs_to_explain(args, trained)
     out = folder_path(args.out)
+    refuse_inside(out, {"the model directory": args.model})
+    pictures = [out / _picture_name(index, name) for index, name in enumerate(names)]
+    refuse_existing([out / "features.png", *pictures, out / "stack"], args.force)  # the files of an earlier one
     out.mkdir(parents=True, exist_ok=True)  # before the work: an --out that cannot be a folder fails at once
     explanations = explain(trained, inputs, args.method, args.target, device)
     weight = first_conv_weight(trained.module)
@@ -65,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if features is not None:
         features_image(weight).save(features)
     rows = []
-    for index, (name, x, truth, found) in enumerate(zip(names, inputs, truths, explanations)):
-        picture = out / f"{index:03d}-{Path(name).stem.replace(' ', '-').replace('#', '')}.png"
+    for name, x, truth, found, picture in zip(names, inputs, truths, explanations, pictures):
         title = f"{name}: {found.label} ({found.probability:.2f}); evidence for {found.target}, {found.method}"
         explanation_image(x, found, title).save(picture)
         rows.append(_explanation_row(name, truth, found, picture))
@@ -81,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
                      + (", ..." if len(rows) > 2 else "") + (", features.png" if features else ""))
         stdout.print(f"how the network treats {names[0]}, step by step: {out / 'stack' / 'index.html'}")
     return 0
+
+
+def _picture_name(index: int, name: str) -> str:
+    return f"{index:03d}-{Path(name).stem.replace(' ', '-').replace('#', '')}.png"
 
 
 def _explanation_row(name: str, truth: str | None, found, picture: Path) -> dict:
@@ -112,7 +126,10 @@ def _inputs_to_explain(args: argparse.Namespace, trained):
     inputs = [load_image_file(path, trained.input_shape) for path in args.files]
     truths = [None] * len(names)
     if args.data is not None:
-        test = load_data_for(trained, args.data, args.image_size).test
+        test = load_data_for(trained, args.data, args.image_size, args.model).test
+        if len(test) == 0 and not names:
+            raise SwarmCNNError(f"the test split of '{args.data}' is empty (the model was trained with "
+                                "--test-fraction 0?): give FILEs to explain")
         count = min(args.samples, len(test))
         names += [f"{Path(args.data).name or args.data} test #{i}" for i in range(count)]
         inputs += list(test.x[:count])

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 
 from swarmcnn import strictjson
-from swarmcnn.cli.options import add_threads_option, export_path
+from swarmcnn.cli.options import add_threads_option, output_file
 
 
 def add_parser(commands) -> None:
@@ -31,9 +31,9 @@ def add_parser(commands) -> None:
     export.add_argument(
         "--input-dtype",
         choices=("uint8", "float32"),
-        default="uint8",
-        help="the input's type: uint8 pixel values 0..255 (default, as image files hold them), or float32 in the "
-        "same units (for a model trained on float data, such as an .npz of floats)",
+        help="the input's type (default: the type the model was trained on): uint8 pixel values 0..255, as image "
+        "files hold them, or float32 in the training data's units (a model trained on float data, such as an .npz "
+        "of floats, takes only float32; a uint8 model takes it too)",
     )
     export.add_argument("--force", action="store_true", help="replace the file already at --out")
     export.add_argument("--json", action="store_true", help="print one JSON object describing the file")
@@ -42,13 +42,15 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from swarmcnn.checkpoint import load
-    from swarmcnn.export import check_format, check_inputs_for, export_model
+    from swarmcnn.export import check_format, check_input_dtype, check_inputs_for, default_input_dtype, export_model
 
-    check_format(args.format, args.input_dtype)  # an ONNX export without onnx installed fails before any work
-    out = export_path(args.out, args.force)
+    check_format(args.format, args.input_dtype or "uint8")  # an ONNX export without onnx fails before any work
+    out = output_file(args.out, args.force, reads={"the model directory": args.model})
     trained = load(args.model)
+    dtype = args.input_dtype or default_input_dtype(trained)
+    check_input_dtype(trained, dtype)  # before any work: uint8 for a model trained on floats is refused
     inputs, where = check_inputs_for(trained)
-    exported = export_model(trained, args.format, out, inputs, where, args.input_dtype)
+    exported = export_model(trained, args.format, out, inputs, where, dtype)
     if args.json:
         print(strictjson.dumps({**asdict(exported), "path": str(exported.path)}, indent=2))
         return 0

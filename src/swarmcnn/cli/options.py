@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import re
+import sys
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import NoReturn
@@ -133,8 +134,31 @@ def add_model_size_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PER_CORE = 4  # threads or worker processes beyond this many per usable core are a typo (100000 crash PyTorch)
+
+
+def per_core(what: str):
+    """An argparse type: a count of `what` (threads, workers) from 1 to PER_CORE times the cores this process may
+    use (its affinity: a container's or taskset's share)."""
+    from swarmcnn.cores import available_cores  # a light import: no torch
+
+    def parse(text: str) -> int:
+        value, usable = whole(1)(text), available_cores()
+        if value > PER_CORE * usable:
+            raise argparse.ArgumentTypeError(
+                f"{value} {what} is more than {PER_CORE} per core this process may use ({usable} "
+                f"core{'s' if usable != 1 else ''}: at most {PER_CORE * usable})"
+            )
+        return value
+
+    return parse
+
+
+thread_count = per_core("threads")
+
+
 def add_threads_option(parser: argparse.ArgumentParser, default: str = "PyTorch's choice") -> None:
-    parser.add_argument("--threads", type=int, help=f"CPU threads for PyTorch (default: {default})")
+    parser.add_argument("--threads", type=thread_count, help=f"CPU threads for PyTorch (default: {default})")
 
 
 FREE_CORES = "the cores other processes leave free"
@@ -163,19 +187,46 @@ def folder_path(path: str) -> Path:
     return out
 
 
-def output_dir(path: str, force: bool = False) -> Path:
-    """An --out a model can be written to, checked before any work: not a folder of other files, not a model
-    unless `force`, and in a folder that can be written."""
-    from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE
+def output_dir(path: str, force: bool = False, reads: dict | None = None) -> Path:
+    """An --out a model can be written to, checked before any work: not inside what the command reads, not a
+    folder of other files, not a model unless `force` (nor one that a killed save left beside it, which the next
+    save puts back), and in a folder that can be written."""
+    from swarmcnn.checkpoint import MODEL_FILE, WEIGHTS_FILE, restorable
 
     out = folder_path(path)
+    refuse_inside(out, reads or {})
     names = {p.name for p in out.iterdir()} if out.is_dir() else set()
     if names - {MODEL_FILE, WEIGHTS_FILE}:
         raise SwarmCNNError(f"--out '{out}' is a folder with other files in it; choose a new or empty folder")
     if names and not force:
         raise SwarmCNNError(f"--out '{out}' already holds a model; pass --force to replace it, or choose a new folder")
+    left = None if names else restorable(out)
+    if left is not None and not force:
+        raise SwarmCNNError(
+            f"--out '{out}' holds a model: a save of it was killed between its two renames and left it in '{left}', "
+            "which the next save puts back; pass --force to replace it, or choose a new folder"
+        )
     check_writable(out)
     return out
+
+
+def refuse_inside(out: Path, reads: dict) -> None:
+    """Refuse an --out that is, or is inside, what the command reads (reads: what -> path; None skipped): it
+    would overwrite its own input, or add files to it (a run's journal, a model's weights, a class folder)."""
+    target = Path(os.path.realpath(out))
+    for what, path in reads.items():
+        if path is None:
+            continue
+        source = Path(os.path.realpath(path))
+        if target == source or source in target.parents:
+            raise SwarmCNNError(f"--out '{out}' is inside {what} '{path}' that it reads; choose a path outside it")
+
+
+def data_path(source: str) -> str | None:
+    """The file or folder a data source reads, None for a built-in set (a folder of its name is not read)."""
+    from swarmcnn.data import BUILTIN
+
+    return None if source in BUILTIN or not Path(source).expanduser().exists() else str(Path(source).expanduser())
 
 
 def check_writable(out: Path) -> None:
@@ -190,19 +241,29 @@ def check_writable(out: Path) -> None:
         raise SwarmCNNError(f"--out '{out}' cannot be written: no permission to write in '{folder}'")
 
 
-def export_path(path: str, force: bool) -> Path:
-    """An --out file an export may write, checked before any work."""
+def output_file(path: str, force: bool, reads: dict | None = None, example: str = "model.onnx") -> Path:
+    """An --out file a command may write, checked before any work, alike for every command: not inside what it
+    reads (reads: what -> path), not a folder, an existing file replaced only with `force`, in a writable folder."""
     out = Path(path)
+    refuse_inside(out, reads or {})
     if out.is_dir():
-        raise SwarmCNNError(f"--out '{out}' is a folder; give a file name such as model.onnx")
-    if out.exists() and not force:
+        raise SwarmCNNError(f"--out '{out}' is a folder; give a file name such as {example}")
+    if (out.exists() or out.is_symlink()) and not force:
         raise SwarmCNNError(f"--out '{out}' already exists; pass --force to replace it, or choose a new name")
     check_writable(out)
     return out
 
 
-def load_data_for(trained, source: str, image_size: tuple[int, int] | None):
-    """The data source split as at training time, at the model's input size."""
+def refuse_existing(paths: list[Path], force: bool) -> None:
+    """Files a command would write into an --out folder: one that exists already is replaced only with `force`."""
+    existing = next((path for path in paths if path.exists() or path.is_symlink()), None)
+    if existing is not None and not force:
+        raise SwarmCNNError(f"'{existing}' already exists; pass --force to replace it, or choose another --out")
+
+
+def load_data_for(trained, source: str, image_size: tuple[int, int] | None, model_dir: str | None = None):
+    """The data source split as at training time, at the model's input size; a warning where it is not the data
+    the model was trained on (its fingerprint, in model.json or the journal of the run model_dir is the best of)."""
     from swarmcnn.data import DataConfig, load_data
 
     settings = {k: v for k, v in trained.data.items() if k in DataConfig.__dataclass_fields__}
@@ -224,7 +285,39 @@ def load_data_for(trained, source: str, image_size: tuple[int, int] | None):
             f"data '{source}' has classes {list(data.class_names)} but the model was trained on "
             f"{list(trained.class_names)}"
         )
+    recorded = recorded_fingerprint(trained, model_dir)
+    if recorded is not None and recorded != data.fingerprint:
+        print(
+            f"swarmcnn: warning: data '{source}' is not the data the model was trained on (its images, labels or "
+            "splits have changed since): its splits may hold what the model learned from",
+            file=sys.stderr,
+        )
     return data
+
+
+def recorded_fingerprint(trained, model_dir: str | None = None) -> str | None:
+    """The fingerprint of the data a model was trained on: model.json's, or for RUN/best of a search written
+    before models recorded it, the run journal's; None where neither is known."""
+    value = trained.data.get("fingerprint")
+    if isinstance(value, str):
+        return value
+    if model_dir is None or Path(model_dir).name != "best":
+        return None
+    from swarmcnn.search.journal import JOURNAL_FILE, Journal
+
+    run = Path(model_dir).parent
+    if not (run / JOURNAL_FILE).is_file():
+        return None
+    try:
+        journal = Journal.open(run)
+    except SwarmCNNError:
+        return None
+    try:
+        return journal.get("data_fingerprint")
+    except SwarmCNNError:
+        return None
+    finally:
+        journal.close()
 
 
 def not_learning_text(epoch: int, chance: float | None = None) -> str:

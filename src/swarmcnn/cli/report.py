@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from swarmcnn.cli.options import add_threads_option
+from swarmcnn.cli.options import add_threads_option, output_file
 
 
 def add_parser(commands) -> None:
@@ -17,13 +17,16 @@ def add_parser(commands) -> None:
         "features), with the run's settings and versions.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by search")
-    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
+    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html "
+                        "(outside RUN_DIR)")
+    report.add_argument("--force", action="store_true", help="replace the file already at --out")
     add_threads_option(report)
 
 
 def run(args: argparse.Namespace) -> int:
     from swarmcnn.report import write_report
 
-    print(write_report(args.run_dir, args.out))
+    out = output_file(args.out, args.force, reads={"the run folder": args.run_dir}, example="report.html")
+    print(write_report(args.run_dir, out))
     return 0
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from swarmcnn.cli.options import (
     FREE_CORES,
     add_data_options,
     add_runtime_options,
+    data_path,
     duration,
     given,
     not_learning_text,
+    per_core,
+    refuse_inside,
 )
 from swarmcnn.errors import SwarmCNNError
 
@@ -39,7 +43,8 @@ def add_parser(commands) -> None:
         help="wall-clock limit for search and final training, e.g. 90s, 10m, 1h30m",
     )
     limits.add_argument("--evaluations", type=int, metavar="N", help="number of candidates to train (default 40)")
-    search.add_argument("--workers", type=int, help="candidates trained side by side in local processes (1)")
+    search.add_argument("--workers", type=per_core("workers"), help="candidates trained side by side in local "
+                        "processes (1)")
     cluster = search.add_argument_group("a Ray cluster (pip install 'swarmcnn[ray]'; also with --resume)")
     cluster.add_argument("--executor", choices=("local", "ray"), help="where candidates train: local (default) or ray")
     cluster.add_argument("--address", help="the Ray cluster to join, e.g. ray://head:10001 or auto (default: start "
@@ -148,12 +153,16 @@ def run(args: argparse.Namespace) -> int:
             evaluation=EvaluationConfig(**{k: v for k, v in evaluation.items() if v is not None}),
             data=DataConfig(**given(args, DataConfig)),
         )
+        refuse_inside(Path(args.out), {"the data source": data_path(args.data)})  # its folder would be a class
+        check_rungs(config)
         search = Search.start(args.out, config, reporter, threads=args.threads, executor=_executor_factory(args))
     try:
+        check_rungs(search.config)  # a resumed run's, as its journal holds them
         summary = search.run()
         final = search.journal.get("final")
     finally:
         search.journal.close()  # its write-ahead log goes back into journal.sqlite: the run is one file again
+    _check_final_model(search, summary)
     if final.get("final_not_learning"):
         print(f"swarmcnn: warning: {not_learning_text(final['final_not_learning'])}", file=sys.stderr)
     if final.get("time_bound") and not args.quiet:
@@ -162,12 +171,50 @@ def run(args: argparse.Namespace) -> int:
             "would have taken (a longer --budget leaves time to search)"
         )
     if not args.quiet:
+        test = "-" if summary.test_accuracy is None else f"{summary.test_accuracy:.4f}"
         stdout.print(
             f"best spec [bold]{summary.best_spec}[/]: val accuracy {summary.best_val_accuracy:.4f}, "
-            f"test accuracy {summary.test_accuracy:.4f} after {summary.evaluations} evaluations; "
-            f"model in {summary.model_dir}"
+            f"test accuracy {test} after {summary.evaluations} evaluations; model in {summary.model_dir}"
         )
     return 0
+
+
+# A promotion rung trains its candidates on ETA times the images of the rung below: the top rung of --rungs R on
+# ETA**R times rung 0's. Beyond this many epochs of the whole training split a rung ranks nothing a final training
+# (about 40 epochs) would not, and --rungs 50 would never end.
+MAX_TOP_RUNG_EPOCHS = 200
+
+
+def check_rungs(config) -> None:
+    """Refuse a number of rungs whose top rung would train each candidate on more than MAX_TOP_RUNG_EPOCHS epochs
+    of the training split (rung 0's epochs times its share of the split, times ETA per rung)."""
+    from swarmcnn.search.ladder import ETA
+
+    base = config.evaluation.epochs * config.evaluation.train_fraction
+    if base * ETA ** config.rungs <= MAX_TOP_RUNG_EPOCHS:
+        return
+    most = max((r for r in range(config.rungs) if base * ETA**r <= MAX_TOP_RUNG_EPOCHS), default=0)
+    raise SwarmCNNError(
+        f"--rungs {config.rungs}: the top rung would train each of its candidates for {base * ETA ** config.rungs:.3g} "
+        f"epochs of the training split ({ETA}x more per rung), more than the {MAX_TOP_RUNG_EPOCHS} any ranking "
+        f"needs; with these candidate epochs and train fraction use at most --rungs {most}"
+    )
+
+
+def _check_final_model(search, summary) -> None:
+    """A finished run whose final model is gone or damaged (deleted, a disk that failed) says so, never a path
+    that holds nothing: the journal's result stands, and the spec can be trained again."""
+    from swarmcnn.checkpoint import load
+    from swarmcnn.errors import CheckpointError
+
+    try:
+        load(summary.model_dir)
+    except CheckpointError as error:
+        raise SwarmCNNError(
+            f"the search in '{search.run_dir}' has finished, but its final model cannot be read ({error}); "
+            f"train its best spec again with: swarmcnn train {search.config.source} --arch '{summary.best_spec}' "
+            "--out DIR"
+        ) from None
 
 
 RUNTIME = ("executor", "address", "cpus_per_trial", "gpus_per_trial")  # where it runs, not what: free on resume

@@ -11,6 +11,7 @@ from swarmcnn.cli.options import (
     FREE_CORES,
     add_data_options,
     add_runtime_options,
+    data_path,
     given,
     not_learning_text,
     number,
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = Spec.parse(args.arch)  # a bad spec fails before any data is read
     resolve(args.device, args.precision)  # as does a device this machine lacks
-    out = output_dir(args.out, args.force)
+    out = output_dir(args.out, args.force, reads={"the data source": data_path(args.data)})
     if args.threads is None:
         from swarmcnn.cores import ThreadGovernor
 

@@ -10,8 +10,9 @@ How x is read (N samples, C channels, T frames):
          axis is 1, else gray video (N, T, H, W); but a second axis of 3 or 4 (and a last one of neither)
          is ambiguous, pictures with channels first or clips of 3 or 4 frames, and refused unless layout says
     5-D: video (N, T, H, W, C)
-C is 1 (gray), 3 (RGB) or 4 (RGBA, whose alpha channel is dropped: image files lose it too when read, so
-a model trained on the pictures takes the 3 channels `predict` gives it from a PNG). A gray video whose
+C is 1 (gray), 3 (RGB) or 4 where the shape implies it, any count where layout says so; every channel is
+kept (a fourth of an array may be data, near-infrared or depth: only image files drop alpha, as a convention,
+when they are read; a model of 4 channels takes arrays, not PNGs, at predict). A gray video whose
 width is 1, 3 or 4 reads as pictures unless layout says 'NTHW'. Pictures become (N, C, H, W), clips
 (N, C, T, H, W); x must be integers or finite floats (not bool, complex, strings or objects).
 
@@ -187,6 +188,14 @@ def _implied_layout(origin: Origin, shape: tuple[int, ...]) -> str:
     if len(shape) == 3:
         return "NHW"
     if len(shape) == 5:
+        if shape[4] not in CHANNELS:  # likely channels first: a layout, not a guess, says other channel counts
+            first = shape[1] in CHANNELS
+            hint = "; for channels first " + origin.fix("save it with", "pass") + " layout='NCTHW'" if first else ""
+            how = origin.fix("a field 'layout' ('NTHWC')", "layout='NTHWC'")
+            raise DataError(
+                f"{origin.field('x')} has shape {shape}, read as NTHWC: C must be 1, 3 or 4, got {shape[4]}{hint}; "
+                f"for {shape[4]} channels say so with {how}"
+            )
         return "NTHWC"
     if len(shape) != 4:
         raise DataError(
@@ -227,16 +236,8 @@ def pictures(origin: Origin, x: np.ndarray, layout: str) -> np.ndarray:
             + (fix if x.dtype.kind == "b" else "")
         )
     _check_pixels(origin, x)
-    if "C" in layout:
-        axis = layout.index("C")
-        if x.shape[axis] not in CHANNELS:
-            first = layout == "NTHWC" and x.shape[1] in CHANNELS
-            hint = "; for channels first " + origin.fix("save it with", "pass") + " layout='NCTHW'" if first else ""
-            raise DataError(
-                f"{origin.field('x')} has shape {x.shape}, read as {layout}: C must be 1, 3 or 4, "
-                f"got {x.shape[axis]}{hint}"
-            )
-        x = np.moveaxis(x, axis, 1)[:, :3]  # RGBA loses its alpha channel (see the module docstring)
+    if "C" in layout:  # every channel is kept: a fourth may be data (near-infrared, depth), not an alpha to drop
+        x = np.moveaxis(x, layout.index("C"), 1)
     else:
         x = x[:, None]
     if len(x) == 0:  # nothing to check: the dtype of an empty batch to predict does not matter

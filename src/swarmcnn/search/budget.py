@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from swarmcnn.data import Dataset
+from swarmcnn.search import journal_checks as checks
 from swarmcnn.search.curves import Curve
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
@@ -78,6 +79,23 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Plan:
+        """The plan of `to_dict`, as a journal gives it back: each field checked (journal_checks.BadValue names the
+        first that is wrong), so that a plan edited by hand never trains a rung of nonsense."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise checks.BadValue(unknown[0], "is not a field of a plan")
+        missing = [f.name for f in fields(cls) if f.name not in values]
+        if missing:
+            raise checks.BadValue(missing[0], "is missing")
+        fraction = checks.number(values["train_fraction"], "train_fraction", 0.0, 1.0)
+        if fraction == 0:
+            raise checks.BadValue("train_fraction", "0 trains on no images")
+        max_seconds = checks.optional(checks.number, values["max_seconds"], "max_seconds", 0.0)
+        return cls(fraction, checks.whole(values["epochs"], "epochs", 1), max_seconds,
+                   checks.whole(values["top_rung"], "top_rung", 0, checks.MAX_RUNGS))
 
 
 def final_images(data: Dataset) -> int:

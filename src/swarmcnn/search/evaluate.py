@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from torch import nn
 
 from swarmcnn.data import Dataset
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.memory import allocation_failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, fit
@@ -65,9 +69,15 @@ class EvaluationConfig:
 
 
 def evaluate_candidate(
-    spec: Spec, data: Dataset, normalization: Normalization, config: EvaluationConfig, worker: str = "main"
+    spec: Spec,
+    data: Dataset,
+    normalization: Normalization,
+    config: EvaluationConfig,
+    worker: str = "main",
+    build: Callable[..., nn.Module] = build_seeded,
 ) -> EvaluationRecord:
-    """Train, validate and score; any failure becomes the worst score with its reason."""
+    """Train, validate and score; any failure becomes the worst score with its reason (an allocation that fails:
+    out-of-memory, with the size asked for). build: makes the network (build_seeded; a seam for tests)."""
     started = time.perf_counter()
     classes = len(data.class_names)
     params = flops = None
@@ -79,15 +89,14 @@ def evaluate_candidate(
         params, flops = spec.num_params(data.input_shape, classes), spec.flops(data.input_shape, classes)
         if params > config.max_params:
             return failed("too-large", f"{params:,} parameters > limit {config.max_params:,}")
-        model = build_seeded(spec, data.input_shape, classes, config.seed)
+        model = build(spec, data.input_shape, classes, config.seed)
         result = fit(model, data, normalization, config.train_config())
     except SwarmCNNError as error:
         return failed("failed", str(error))
-    except MemoryError:
-        return failed("out-of-memory", "out of memory")
     except Exception as error:  # a candidate that breaks must not end the search; the reason is kept
-        if "out of memory" in str(error).lower():
-            return failed("out-of-memory", _first_line(error))
+        oom = allocation_failure(error, "training", config.device)  # MemoryError included
+        if oom is not None:
+            return failed("out-of-memory", str(oom))
         return failed("failed", f"{type(error).__name__}: {_first_line(error)}")
     if result.status == "diverged":
         return failed("diverged", result.reason, len(result.epochs))

@@ -67,7 +67,8 @@ def train_final(
     reporter: TrainReporter | None = None,
     data_config: DataConfig | None = None,
 ) -> FinalModel:
-    """Train spec on train+val as config says, then test it once (data_config: the split settings it records)."""
+    """Train spec on train+val as config says, then test it once (data_config: the split settings it records,
+    with the fingerprint of data as they split it)."""
     whole = train_plus_val(data)
-    trained, result, test = train_model(spec, whole, config, reporter, data_config)
+    trained, result, test = train_model(spec, whole, config, reporter, data_config, data.fingerprint)
     return FinalModel(trained, whole, config, result, test)

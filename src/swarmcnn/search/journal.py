@@ -2,7 +2,9 @@
 
 Each write is its own transaction (WAL mode), so a search killed at any moment (kill -9 included) loses at
 most the evaluations that were still training; `swarmcnn search --resume` picks up from here. A search holds
-its run folder's lock (journal.lock) while it runs, so that a second one of the same run is refused.
+its run folder's lock (journal.lock) while it runs, so that a second one of the same run is refused. Every value
+read back is checked (journal_checks.py): a journal edited by hand ends in one line naming its table, row and
+field, and a reader changes nothing in the file.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.journal_checks import (
+    RECORD_FIELDS,
+    RUN_VALUES,
+    BadValue,
+    checked_record,
+    is_damage,
+    json_object,
+    json_value,
+    unwritable,
+)
+from swarmcnn.search.runlock import LOCK_FILE, RunLock
 
 JOURNAL_FILE = "journal.sqlite"
-LOCK_FILE = "journal.lock"
 NEW_JOURNAL_PREFIX = ".journal.sqlite.new."  # + pid: a journal being created, renamed to JOURNAL_FILE once whole
-# SQLite errors that say the file cannot be used now (busy, read-only), not that it is damaged
-_NOT_DAMAGE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
-               "SQLITE_PERM")
 SCHEMA_VERSION = 2  # 2: the fidelity of every record (rung, images seen and planned)
 
 _RECORD_COLUMNS = """
@@ -117,44 +126,56 @@ class Journal:
     damaged file (corrupt pages, settings edited by hand) is named in one line, never a traceback.
     """
 
-    def __init__(self, path: Path, lock: RunLock | None = None) -> None:
+    def __init__(
+        self, path: Path, lock: RunLock | None = None, write: bool = True, connect: Callable = sqlite3.connect
+    ) -> None:
+        """write: set the journal up for writing (WAL mode); a reader changes nothing in the file.
+        connect: sqlite3.connect or a stand-in (a seam for tests of a full disk)."""
         self.path, self.lock = path, lock
-        self.db = sqlite3.connect(path, isolation_level=None)  # explicit transactions below
+        self.db = connect(path, isolation_level=None)  # explicit transactions below
         try:
             with self._guard("not a readable journal"):
-                self.db.execute("PRAGMA journal_mode=WAL")
+                if write:
+                    self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")
         except SwarmCNNError:
             self.db.close()
             raise
 
     @classmethod
-    def create(cls, run_dir: Path, settings: dict, **values) -> Journal:
+    def create(cls, run_dir: Path, settings: dict, connect: Callable = sqlite3.connect, **values) -> Journal:
         """A new journal holding the run's settings (and values such as the data's fingerprint), locked by this
         process; refuses to overwrite another run.
 
         It is written complete under a temporary name and renamed into place: a search killed while creating
-        it leaves either a whole journal or none, and a folder without one can be used again."""
+        it leaves either a whole journal or none, and a folder without one can be used again. A disk that is
+        full ends in one line that says so, and leaves no half-written journal behind."""
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / JOURNAL_FILE
         if path.exists():
             raise _already_a_run(run_dir)
         lock = RunLock(run_dir)
+        new = run_dir / f"{NEW_JOURNAL_PREFIX}{os.getpid()}"
         try:
             if path.exists():  # created by another process since the check above
                 raise _already_a_run(run_dir)
             remove_unfinished(run_dir)
-            new = run_dir / f"{NEW_JOURNAL_PREFIX}{os.getpid()}"
-            _write_new(new, {"schema_version": SCHEMA_VERSION, "settings": settings, "started": time.time(), **values})
-            os.replace(new, path)
-            return cls(path, lock)
+            first = {"schema_version": SCHEMA_VERSION, "settings": settings, "started": time.time(), **values}
+            try:
+                _write_new(new, first, connect)
+                os.replace(new, path)
+            except (sqlite3.Error, OSError) as error:
+                raise unwritable(path, error) from None
+            return cls(path, lock, connect=connect)
         except BaseException:
+            new.unlink(missing_ok=True)
             lock.release()
             raise
 
     @classmethod
     def open(cls, run_dir: Path, lock: bool = False) -> Journal:
-        """A run's journal, checked whole (pages and version); with lock, this process's alone until `close`."""
+        """A run's journal, checked whole (pages and version); with lock, this process's alone until `close`, and
+        set up for writing (without, nothing in the file is changed)."""
         path = Path(run_dir) / JOURNAL_FILE
         if not path.is_file():
             started = Path(run_dir).is_dir() and any(is_bookkeeping(p.name) for p in Path(run_dir).iterdir())
@@ -163,7 +184,7 @@ class Journal:
         run_lock = RunLock(Path(run_dir)) if lock else None
         journal = None
         try:
-            journal = cls(path, run_lock)
+            journal = cls(path, run_lock, write=lock)
             journal._check()
         except BaseException:
             if journal is not None:
@@ -193,15 +214,20 @@ class Journal:
         """The one-line error for a journal whose content cannot be what swarmcnn wrote."""
         return SwarmCNNError(f"journal '{self.path}' is damaged: {why}")
 
+    def bad_value(self, table: str, row, error: BadValue) -> SwarmCNNError:
+        """The one-line error for a value of the journal that swarmcnn cannot have written, naming where it is."""
+        return self.damaged(f"table {table}, row {row!r}, {error}")
+
     @contextlib.contextmanager
     def _guard(self, what: str = ""):
-        """SQLite's errors (corrupt pages), and JSON's and UTF-8's (edited text), as one line naming the file."""
+        """SQLite's errors (corrupt pages), and JSON's and UTF-8's (edited text), as one line naming the file; a
+        full disk or a busy file is said to be that, not damage."""
         try:
             yield
         except (sqlite3.DatabaseError, ValueError) as error:  # ValueError: bad JSON or UTF-8
-            if getattr(error, "sqlite_errorname", None) in _NOT_DAMAGE:
-                raise SwarmCNNError(f"journal '{self.path}' cannot be used: {error}") from None
-            raise self.damaged(f"{what} ({error})" if what else str(error)) from None
+            if not isinstance(error, sqlite3.DatabaseError) or is_damage(error):
+                raise self.damaged(f"{what} ({error})" if what else str(error)) from None
+            raise unwritable(self.path, error) from None
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -211,7 +237,8 @@ class Journal:
             try:
                 yield self.db
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # SQLite itself rolls back on some errors (a full disk)
+                    self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
 
@@ -222,10 +249,19 @@ class Journal:
         with self._transaction():
             self._put(key, value)
 
-    def get(self, key: str, default=None):
-        with self._guard(f"its value of '{key}' is not what swarmcnn wrote"):
+    def get(self, key: str, default=None, parse: Callable | None = None):
+        """The run value of key, default where there is none; checked as journal_checks.RUN_VALUES says, then made
+        into what the caller needs by parse (such as Plan.from_dict), whose BadValue names the field."""
+        with self._guard("its table run cannot be read"):
             row = self.db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
-            return json.loads(row[0]) if row else default
+        if row is None:
+            return default
+        try:
+            value = json_value(row[0])
+            value = RUN_VALUES[key](value) if key in RUN_VALUES else value
+            return value if parse is None else parse(value)
+        except BadValue as error:
+            raise self.bad_value("run", key, error) from None
 
     def record(self, record: EvaluationRecord, table: str = "evaluations") -> None:
         """Store one scored candidate, in `evaluations` or, trained again longer, in `promotions`."""
@@ -242,19 +278,17 @@ class Journal:
             )
 
     def evaluations(self, table: str = "evaluations") -> list[EvaluationRecord]:
-        """All evaluations (or promotions) in the order they finished."""
+        """All evaluations (or promotions) in the order they finished, every value checked (journal_checks)."""
         _check_table(table)
         with self._guard(f"its table {table} cannot be read"):
-            rows = self.db.execute(
-                "SELECT spec, status, reason, score, val_accuracy, val_loss, params, flops, epochs, seconds, worker, "
-                f"generation, origin, rung, images, planned_images FROM {table} ORDER BY id"
-            ).fetchall()
-            return [
-                EvaluationRecord(
-                    *row[:3], -math.inf if row[3] is None else row[3], *row[4:12], json.loads(row[12]), *row[13:]
-                )
-                for row in rows
-            ]
+            rows = self.db.execute(f"SELECT id, {', '.join(RECORD_FIELDS)} FROM {table} ORDER BY id").fetchall()
+        records = []
+        for row_id, *values in rows:
+            try:
+                records.append(EvaluationRecord(**checked_record(dict(zip(RECORD_FIELDS, values)), table)))
+            except BadValue as error:
+                raise self.bad_value(table, row_id, error) from None
+        return records
 
     def count(self) -> int:
         with self._guard():
@@ -271,9 +305,35 @@ class Journal:
                 self._put(key, value)
 
     def last_state(self) -> dict | None:
+        states = self.states(last=True)
+        return states[0][1] if states else None
+
+    def restore_state(self, strategy) -> None:
+        """Load the last generation's state into strategy (none before the first): a state it cannot take (a
+        field missing or of the wrong type) names the journal damaged, as any other value read back does."""
+        states = self.states(last=True)
+        if not states:
+            return
+        generation, state = states[0]
+        try:
+            strategy.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, SwarmCNNError) as error:
+            problem = f"does not fit strategy {type(strategy).__name__} ({type(error).__name__}: {str(error)[:80]})"
+            raise self.bad_value("swarm_state", generation, BadValue("state", problem)) from None
+
+    def states(self, last: bool = False) -> list[tuple[int, dict]]:
+        """(generation, state) of every generation told, in order (or only the latest): each state a JSON object."""
         with self._guard("its swarm state cannot be read"):
-            row = self.db.execute("SELECT state FROM swarm_state ORDER BY generation DESC LIMIT 1").fetchone()
-            return json.loads(row[0]) if row else None
+            rows = self.db.execute(
+                "SELECT generation, state FROM swarm_state ORDER BY generation" + (" DESC LIMIT 1" if last else "")
+            ).fetchall()
+        states = []
+        for generation, state in rows:
+            try:
+                states.append((generation, json_object(state, "state")))
+            except BadValue as error:
+                raise self.bad_value("swarm_state", generation, error) from None
+        return states
 
     def discard(self, remove_folder: bool = False) -> None:
         """Remove this journal, just created by a start that then failed, with its lock (and its folder, if the
@@ -306,11 +366,11 @@ def _already_a_run(run_dir: Path) -> SwarmCNNError:
     return SwarmCNNError(f"'{run_dir}' already holds a search; continue it with --resume {run_dir}")
 
 
-def _write_new(path: Path, values: dict) -> None:
+def _write_new(path: Path, values: dict, connect: Callable = sqlite3.connect) -> None:
     """A complete journal at path: the schema and the run's values, committed, in SQLite's default rollback mode
     (WAL's side files would carry the temporary name)."""
     path.unlink(missing_ok=True)
-    db = sqlite3.connect(path)
+    db = connect(path)
     try:
         db.executescript(_SCHEMA)
         db.executemany("INSERT INTO run (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
@@ -329,34 +389,3 @@ def is_bookkeeping(name: str) -> bool:
     """Whether a file of a run folder is the lock or an unfinished journal, which a new search may use the folder
     despite."""
     return name == LOCK_FILE or name.startswith(NEW_JOURNAL_PREFIX)
-
-
-class RunLock:
-    """This process's hold on a run folder: an flock on journal.lock, whose text is the holder's pid.
-
-    Two searches of one run would both write its journal and best/; the second is refused instead. The OS
-    releases the lock when the process ends, however it ends (kill -9 included), so a lock is never stale.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_FILE
-        self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock, no lock
-            return
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(self.fd, 32).decode(errors="replace").strip()
-            self.release()
-            raise SwarmCNNError(
-                f"run folder '{run_dir}' is in use by process {holder or '(unknown)'}; wait for it to end"
-            ) from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the flock
-            self.fd = None

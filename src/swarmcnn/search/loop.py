@@ -228,15 +228,12 @@ class Search:
         self.data = data or load_data(config.source, config.data)
         self.normalization = Normalization.of(self.data.train.x)
         self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
-        state = journal.last_state()
-        if state is not None:
-            self.strategy.load_state_dict(state)
+        journal.restore_state(self.strategy)  # the last generation's; one that does not fit it is damage
         self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
         self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
         self.designs = starting(self.data.input_shape) if config.designs else {}  # by name
         self.design_specs = {str(spec) for spec in self.designs.values()}
-        plan = journal.get("plan")
-        self.plan = Plan(**plan) if plan else None
+        self.plan = journal.get("plan", parse=Plan.from_dict)  # checked: a plan edited by hand is damage
         self.paces: dict[str, tuple[float, float]] = {}  # spec -> (when measured, seconds per image)
         self.time_bound = journal.get("time_bound", False)  # the search stopped for its best design (_time_bound)
         self.elapsed_before = journal.get("search_seconds", 0.0)

@@ -10,7 +10,8 @@ exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 
 from swarmcnn.data import Dataset
 from swarmcnn.errors import SwarmCNNError
@@ -21,6 +22,10 @@ from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
 
 INSTALL_HINT = "pip install 'swarmcnn[ray]'"
+# How long an --address may take to answer at all: Ray itself retries a cluster that is not there for minutes
+# (20 tries of 35 s each), so an address where nothing listens is found out here first
+JOIN_TIMEOUT = 10.0
+DEFAULT_PORTS = {"": 6379, "ray": 10001}  # a cluster's GCS port, and Ray Client's (ray://)
 
 
 def require_ray():
@@ -35,9 +40,61 @@ def ray_executors(address: str | None = None, cpus: float = 1, gpus: float = 0) 
     """Join the cluster now, before the search writes anything (a wrong --address leaves no run folder behind),
     and make executors on it; the connection lasts as long as this process."""
     ray = require_ray()
-    if not ray.is_initialized():
+    joined = not ray.is_initialized()
+    if joined:
+        check_reachable(address)
         _join(ray, address)
+    try:
+        check_trial_resources(cpus, gpus, ray.cluster_resources(), address)
+    except SwarmCNNError:
+        if joined:
+            ray.shutdown()  # a local instance started here ends with the refusal
+        raise
     return lambda data, normalization: RayExecutor(data, normalization, address, cpus, gpus)
+
+
+def check_reachable(address: str | None, timeout: float = JOIN_TIMEOUT, connect: Callable = socket.create_connection):
+    """Refuse, within timeout, an --address where nothing answers (an unknown host, a closed port, no reply);
+    None, 'auto' and 'local' name no address to try. connect: socket.create_connection (a seam for tests)."""
+    found = _host_and_port(address)
+    if found is None:
+        return
+    host, port = found
+    where = f"the Ray cluster at --address {address}"
+    try:
+        connect((host, port), timeout=timeout).close()
+    except socket.gaierror:
+        raise SwarmCNNError(f"could not join {where}: no host '{host}' is known") from None
+    except TimeoutError:  # socket.timeout
+        raise SwarmCNNError(f"could not join {where}: nothing answered at {host}:{port} in {timeout:g} s") from None
+    except OSError as error:
+        raise SwarmCNNError(f"could not join {where}: {host}:{port}: {error.strerror or error}") from None
+
+
+def _host_and_port(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of 'host:port', 'ray://host:port' or '[::1]:port' (a default port where none is given)."""
+    if address is None or address.strip().lower() in ("auto", "local", ""):
+        return None
+    scheme, _, rest = address.strip().rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or "]" in port:  # no port given ('head', '[::1]'), or an IPv6 address without one
+        host, port = rest, str(DEFAULT_PORTS.get(scheme, 6379))
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SwarmCNNError(f"--address '{address}' is not host:port (e.g. head:6379 or ray://head:10001) or auto")
+    return host, int(port)
+
+
+def check_trial_resources(cpus: float, gpus: float, cluster: dict, address: str | None = None) -> None:
+    """Refuse CPUs or GPUs per candidate beyond what the whole cluster has: no candidate could ever be scheduled,
+    and Ray would wait for them without a word."""
+    where = f"the Ray cluster at {address}" if address else "the local Ray instance"
+    for option, asked, kind in (("--cpus-per-trial", cpus, "CPU"), ("--gpus-per-trial", gpus, "GPU")):
+        held = float(cluster.get(kind, 0))
+        if asked > held:
+            raise SwarmCNNError(
+                f"{option} {asked:g} is more than the {held:g} {kind}s of {where}: no candidate could be scheduled"
+            )
 
 
 class RayExecutor:
@@ -96,9 +153,9 @@ def _join(ray, address: str | None) -> None:
     """Join the cluster at `address` (None: start one here); an address that leads nowhere is the user's to fix."""
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        where = f"the Ray cluster at --address {address}" if address else "a local Ray instance"
-        raise SwarmCNNError(f"could not join {where}: {_first_line(error)}") from error
+    except Exception as error:  # Ray's own kinds, and what its start raises under a memory limit (any kind)
+        what = f"join the Ray cluster at --address {address}" if address else "start a local Ray instance"
+        raise SwarmCNNError(f"could not {what}: {_first_line(error)}") from None
 
 
 def _first_line(error: BaseException) -> str:
