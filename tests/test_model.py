@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from swarmcnn.errors import SpecError
 from swarmcnn.model import build_model
-from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, parse
+from swarmcnn.spec import FC, GELU, BatchNorm, Conv, Dropout, GlobalPool, Pool, ReLU, Spec, Whiten, parse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
@@ -24,11 +24,14 @@ CASES = [
     ("conv4x3 bn relu maxpool2 fc16 bn relu dropout0.5 fc8", (1, 8, 8)),
     ("dropout0.1 fc12 bn dropout0.30000000000000004", (1, 5, 7)),
     ("maxpool1 avgpool2s3 conv2x1", (1, 7, 7)),
+    ("whiten2 gelu conv8x3 maxpool2 bn gelu conv16x3 bn gelu gmp", (3, 12, 12)),
+    ("whiten3 conv4x3 gap fc8 gelu", (1, 8, 8)),
     # videos (C, T, H, W)
     ("conv4x3 bn relu maxpool2t1 conv8x2s2 avgpool2 fc8 bn", (3, 4, 8, 8)),
     ("maxpool3s2 conv2x4s2 relu", (1, 5, 9, 9)),
     ("conv2x3s2 maxpool2t1s1 avgpool1t2", (2, 6, 7, 7)),
     ("conv3x2 avgpool2t1s2 bn dropout0.2 fc5 relu", (1, 3, 6, 6)),
+    ("whiten2 gelu conv4x3 gap", (2, 4, 6, 6)),
 ]
 CASE_IDS = [f"{text}@{'x'.join(map(str, shape))}" for text, shape in CASES]
 
@@ -79,9 +82,10 @@ def small_specs(draw) -> Spec:
         stride=st.none() | st.integers(1, 3),
         time_window=st.none() | st.integers(1, 3),
     )
-    others = st.just(ReLU()) | st.just(BatchNorm()) | st.builds(Dropout, p=p)
+    others = st.just(ReLU()) | st.just(GELU()) | st.just(BatchNorm()) | st.builds(Dropout, p=p)
+    maps = st.builds(GlobalPool, kind=st.sampled_from(["avg", "max"])) | st.builds(Whiten, st.integers(1, 3))
     fcs = st.builds(FC, neurons=st.integers(1, 8))
-    head = draw(st.lists(convs | pools | others, max_size=5))
+    head = draw(st.lists(convs | pools | maps | others, max_size=5))
     tail = draw(st.none() | st.tuples(fcs, st.lists(fcs | others, max_size=3)))
     return Spec(tuple(head) + (() if tail is None else (tail[0], *tail[1])))
 
@@ -246,7 +250,7 @@ def test_the_designs_offered_are_those_that_fit_the_input_and_a_search_starts_fr
     [
         ("lenet", (1, 28, 28), "did you mean 'lenet5'"),
         ("conv8x3 rellu", (1, 8, 8), "did you mean 'relu'"),
-        ("lenet5", (28, 28), "input_shape must be (C, H, W) or (C, T, H, W)"),
+        ("lenet5", (28,), "input_shape must be (C, L), (C, H, W) or (C, T, H, W)"),
         ("lenet5", (1, 2, 2), "maxpool2"),
     ],
 )

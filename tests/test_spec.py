@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from swarmcnn.errors import SpecError, SwarmCNNError
-from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Shape, Spec, format, parse
+from swarmcnn.spec import FC, GELU, BatchNorm, Conv, Dropout, GlobalPool, Pool, ReLU, Shape, Spec, Whiten, format, parse
 
 # Awkward but exactly representable dropout rates; repr() of each is what format() writes.
 AWKWARD_P = [0.0, 0.1 + 0.2, 1e-4, 0.3, 0.5, 1 - 2**-53, 2**-10]
@@ -26,9 +26,10 @@ def layer_strategies(p: st.SearchStrategy[float]):
         stride=st.none() | st.integers(1, 4),
         time_window=st.none() | st.integers(1, 4),
     )
-    others = st.just(ReLU()) | st.just(BatchNorm()) | st.builds(Dropout, p=p)
+    globals_ = st.builds(GlobalPool, kind=st.sampled_from(["avg", "max"])) | st.builds(Whiten, size=st.integers(1, 5))
+    others = st.just(ReLU()) | st.just(GELU()) | st.just(BatchNorm()) | st.builds(Dropout, p=p)
     fcs = st.builds(FC, neurons=st.integers(1, 4096))
-    return convs | pools | others, fcs, others
+    return convs | pools | globals_ | others, fcs, others
 
 
 @st.composite
@@ -220,9 +221,9 @@ def test_time_window_on_an_image_input_is_rejected(text, position):
         parse(text).shapes((3, 16, 16))
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (1, 2, 3, 4, 5), (0, 8, 8), (1, 8, 0)])
+@pytest.mark.parametrize("shape", [(8,), (1, 2, 3, 4, 5), (0, 8, 8), (1, 8, 0), (0, 8)])
 def test_input_shape_of_the_wrong_rank_or_empty_is_rejected(shape):
-    with pytest.raises(SpecError, match=r"must be \(C, H, W\) or \(C, T, H, W\)"):
+    with pytest.raises(SpecError, match=r"must be \(C, L\), \(C, H, W\) or \(C, T, H, W\)"):
         parse("conv8x3").shapes(shape)
 
 
@@ -251,3 +252,34 @@ def test_shapes_follow_the_pytorch_output_size_rules(text, input_shape, expected
 def test_strided_even_conv_on_a_one_wide_axis_is_rejected(text, input_shape):
     with pytest.raises(SpecError):
         parse(text).shapes(input_shape)
+
+
+# ---------------------------------------------------------------- global pooling, whitening, GELU
+
+
+def test_global_pooling_leaves_one_value_per_feature_map_at_any_input_size():
+    for shape in ((3, 32, 32), (3, 9, 7), (2, 4, 6, 6)):
+        assert parse("conv8x3 gap").shapes(shape)[-1] == Shape(8, (1,) * (len(shape) - 1))
+    assert parse("conv8x3 gmp fc4").feature_size((1, 5, 5)) == 4
+
+
+def test_whitening_makes_two_features_per_patch_value_and_loses_its_size_less_one():
+    assert parse("whiten2").shapes((3, 32, 32)) == [Shape(24, (31, 31))]
+    assert parse("whiten3").shapes((1, 8, 8)) == [Shape(18, (6, 6))]
+    assert parse("whiten2").shapes((3, 8, 16, 16)) == [Shape(48, (7, 15, 15))]
+
+
+def test_whitening_wider_than_the_input_names_the_layer():
+    with pytest.raises(SpecError, match="'whiten5' at position 2.*do not fit a 4×4×4 input"):
+        parse("conv4x3 whiten5").shapes((1, 4, 4))
+
+
+@pytest.mark.parametrize("text, late", [("fc8 gap", "gap"), ("fc8 whiten2", "whiten2")])
+def test_global_pooling_or_whitening_after_fc_is_refused(text, late):
+    with pytest.raises(SpecError, match=f"'{late}' at position 2 comes after fully connected layer 'fc8'"):
+        parse(text)
+
+
+def test_the_new_tokens_are_suggested_for_close_misspellings():
+    with pytest.raises(SpecError, match="did you mean 'gelu'"):
+        parse("conv8x3 gelo")

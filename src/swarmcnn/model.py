@@ -1,4 +1,5 @@
-"""Spec -> plain torch.nn.Sequential: 2-D layers for images (C, H, W), 3-D for video (C, T, H, W).
+"""Spec -> plain torch.nn.Sequential: 1-D layers for signals (C, L), 2-D for images (C, H, W), 3-D for video
+(C, T, H, W); the layer classes are looked up by the number of dimensions, so every token serves all three.
 
 The result holds only torch.nn layers, so it runs, saves and exports without swarmcnn.
 """
@@ -14,15 +15,40 @@ from torch import nn
 from swarmcnn.designs import spec_of
 from swarmcnn.errors import SpecError
 from swarmcnn.memory import check_fits
-from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, ReLU, Spec, conv_padding, pool_geometry
+from swarmcnn.spec import (
+    FC,
+    GELU,
+    INPUT_KINDS,
+    INPUT_SHAPES,
+    BatchNorm,
+    Conv,
+    Dropout,
+    GlobalPool,
+    Pool,
+    ReLU,
+    Spec,
+    Whiten,
+    conv_padding,
+    pool_geometry,
+)
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_BATCHNORM = {0: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_BATCHNORM = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _POOL = {
+    ("max", 1): nn.MaxPool1d,
+    ("avg", 1): nn.AvgPool1d,
     ("max", 2): nn.MaxPool2d,
     ("max", 3): nn.MaxPool3d,
     ("avg", 2): nn.AvgPool2d,
     ("avg", 3): nn.AvgPool3d,
+}
+_GLOBAL_POOL = {
+    ("avg", 1): nn.AdaptiveAvgPool1d,
+    ("max", 1): nn.AdaptiveMaxPool1d,
+    ("avg", 2): nn.AdaptiveAvgPool2d,
+    ("avg", 3): nn.AdaptiveAvgPool3d,
+    ("max", 2): nn.AdaptiveMaxPool2d,
+    ("max", 3): nn.AdaptiveMaxPool3d,
 }
 _LARGEST = 2**31 - 1  # torch unpacks sizes and strides as 64-bit integers, and some kernels index with 32
 
@@ -33,14 +59,14 @@ def create_model(
     """The network for a design name ('lenet5', 'vgg-small'), spec text or Spec, seeded: one entry point from a
     name to a plain module (as timm's create_model). The global random state is left as it was.
 
-    input_shape: (C, H, W) for pictures, (C, T, H, W) for video clips.
+    input_shape: (C, L) for signals (C channels of L instants), (C, H, W) for pictures, (C, T, H, W) for video clips.
     """
     spec = spec_of(arch)
     shape = tuple(input_shape)
-    if len(shape) not in (3, 4) or not all(
+    if len(shape) not in INPUT_KINDS or not all(
         isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape
     ):
-        raise SpecError(f"input_shape must be (C, H, W) or (C, T, H, W), whole numbers >= 1, got {input_shape!r}")
+        raise SpecError(f"input_shape must be {INPUT_SHAPES}, whole numbers >= 1, got {input_shape!r}")
     shape = tuple(int(n) for n in shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -101,15 +127,30 @@ def _build_layer(layer, channels: int, dims: int) -> nn.Module:
     if isinstance(layer, Conv):
         padding = conv_padding(layer.size, layer.stride)
         return _CONV[dims](channels, layer.features, layer.size, stride=layer.stride, padding=padding)
+    if isinstance(layer, Whiten):
+        return _whitening(_CONV[dims](channels, layer.features(channels, dims), layer.size))
     if isinstance(layer, Pool):
         window, stride = pool_geometry(layer, dims)
         return _POOL[layer.kind, dims](window, stride=stride)
+    if isinstance(layer, GlobalPool):
+        return _GLOBAL_POOL[layer.kind, dims](1)
     if isinstance(layer, FC):
         return nn.Linear(channels, layer.neurons)
     if isinstance(layer, BatchNorm):
         return _BATCHNORM[dims](channels)
     if isinstance(layer, ReLU):
         return nn.ReLU(inplace=True)
+    if isinstance(layer, GELU):
+        return nn.GELU()
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.p)
     raise TypeError(f"unknown layer {layer!r}")
+
+
+def _whitening(conv: nn.Module) -> nn.Module:
+    """A convolution that training leaves alone: zero until `swarmcnn.whitening` computes it from data."""
+    for parameter in conv.parameters():
+        parameter.requires_grad_(False)
+        if parameter.device.type != "meta":
+            parameter.zero_()
+    return conv

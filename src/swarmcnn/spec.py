@@ -1,12 +1,19 @@
 """The architecture of a CNN as an immutable list of layers, with the text form users type.
 
 Grammar (tokens separated by spaces or '-'):
-    conv<N>x<K>[s<S>]            N features of size KxK (KxKxK for video), stride S (default 1), same padding
-    maxpool<W>[t<U>][s<S>]       max over a WxW window, stride S (default W); for video over U frames (default W)
+    conv<N>x<K>[s<S>]            N features of size KxK (K instants for signals, KxKxK for video), stride S
+                                 (default 1), same padding
+    maxpool<W>[t<U>][s<S>]       max over a WxW window (W instants for signals), stride S (default W); for video
+                                 over U frames (default W)
     avgpool<W>[t<U>][s<S>]       the same with the average
-    relu | bn | dropout<P>       ReLU; batch normalization; dropout with 0 <= P < 1
+    gap | gmp                    global average / max pool: one value per feature map, at any input size
+    whiten<K>                    a fixed patch-whitening convolution of size K, computed from the training data
+    relu | gelu | bn | dropout<P>  ReLU; GELU; batch normalization; dropout with 0 <= P < 1
     fc<N>                        fully connected, N neurons (the flatten before the first is implicit)
 The final classifier (one output per class) is added by `swarmcnn.model.build_model`, not written in the spec.
+
+The same grammar serves every kind of input by its number of dimensions (INPUT_KINDS): signals (C, L) get 1-D
+layers, pictures (C, H, W) 2-D ones and clips (C, T, H, W) 3-D ones.
 
 Nothing here imports torch: a spec is checked (shapes, parameters, FLOPs) before anything is built.
 """
@@ -51,9 +58,44 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class GlobalPool:
+    """The average (or maximum) of each feature map over all its positions: a head that fits any input size
+    (Lin et al., "Network in network", 2014), as in the fully convolutional designs and airbench."""
+
+    kind: str  # "avg" or "max"
+
+    def __str__(self) -> str:
+        return "gap" if self.kind == "avg" else "gmp"
+
+
+@dataclass(frozen=True)
+class Whiten:
+    """A convolution of size K whose 2 x C x K^d features are fixed, not learned: the eigenvectors of the
+    covariance of the training data's K-wide patches, scaled to unit variance, and their negatives (airbench's
+    first layer: Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024). No padding: a picture
+    loses K-1 rows and columns."""
+
+    size: int
+
+    def __str__(self) -> str:
+        return f"whiten{self.size}"
+
+    def features(self, channels: int, dims: int) -> int:
+        return 2 * channels * self.size**dims
+
+
+@dataclass(frozen=True)
 class ReLU:
     def __str__(self) -> str:
         return "relu"
+
+
+@dataclass(frozen=True)
+class GELU:
+    """The Gaussian error linear unit (Hendrycks & Gimpel, 2016): a smooth ReLU, airbench's activation."""
+
+    def __str__(self) -> str:
+        return "gelu"
 
 
 @dataclass(frozen=True)
@@ -79,13 +121,17 @@ class FC:
         return f"fc{self.neurons}"
 
 
-Layer = Conv | Pool | ReLU | BatchNorm | Dropout | FC
+Layer = Conv | Pool | GlobalPool | Whiten | ReLU | GELU | BatchNorm | Dropout | FC
+LAYER_TYPES = (Conv, Pool, GlobalPool, Whiten, ReLU, GELU, BatchNorm, Dropout, FC)
 
 _INT = r"(\d+)"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"conv{_INT}x{_INT}(?:s{_INT})?"), "conv"),
     (re.compile(rf"(max|avg)pool{_INT}(?:t{_INT})?(?:s{_INT})?"), "pool"),
+    (re.compile(r"(gap|gmp)"), "global"),
+    (re.compile(rf"whiten{_INT}"), "whiten"),
     (re.compile(r"relu"), "relu"),
+    (re.compile(r"gelu"), "gelu"),
     (re.compile(r"bn"), "bn"),
     (re.compile(r"dropout(\d+(?:\.\d*)?|\.\d+)"), "dropout"),
     (re.compile(rf"fc{_INT}"), "fc"),
@@ -96,7 +142,11 @@ _EXAMPLES = [
     "maxpool2",
     "maxpool3s2",
     "avgpool2",
+    "gap",
+    "gmp",
+    "whiten2",
     "relu",
+    "gelu",
     "bn",
     "dropout0.3",
     "fc64",
@@ -131,8 +181,14 @@ def _parse_token(token: str, position: int) -> Layer:
                 time_window=_positive(g[2], "the time window", token, position) if g[2] else None,
                 stride=_positive(g[3], "the stride", token, position) if g[3] else None,
             )
+        if kind == "global":
+            return GlobalPool("avg" if g[0] == "gap" else "max")
+        if kind == "whiten":
+            return Whiten(_positive(g[0], "the whitening size", token, position))
         if kind == "relu":
             return ReLU()
+        if kind == "gelu":
+            return GELU()
         if kind == "bn":
             return BatchNorm()
         if kind == "dropout":
@@ -147,12 +203,18 @@ def _parse_token(token: str, position: int) -> Layer:
     )
 
 
+# inputs by their number of dimensions: what they are, and the names of their axes
+INPUT_KINDS = {2: "signals", 3: "pictures", 4: "clips"}
+INPUT_AXES = {2: "(C, L)", 3: "(C, H, W)", 4: "(C, T, H, W)"}
+INPUT_SHAPES = ", ".join(list(INPUT_AXES.values())[:-1]) + " or " + list(INPUT_AXES.values())[-1]
+
+
 @dataclass(frozen=True)
 class Shape:
     """The shape after a layer: channels and spatial sizes, or a flat vector of `channels` values."""
 
     channels: int
-    spatial: tuple[int, ...]  # (H, W) or (T, H, W); () once flattened
+    spatial: tuple[int, ...]  # (L,), (H, W) or (T, H, W); () once flattened
 
     @property
     def numel(self) -> int:
@@ -198,16 +260,17 @@ class Spec:
         for i, layer in enumerate(self.layers, start=1):
             if isinstance(layer, FC) and seen_fc is None:
                 seen_fc = (i, layer)
-            elif isinstance(layer, (Conv, Pool)) and seen_fc is not None:
+            elif isinstance(layer, (Conv, Pool, GlobalPool, Whiten)) and seen_fc is not None:
                 raise SpecError(
                     f"layer '{layer}' at position {i} comes after fully connected layer "
                     f"'{seen_fc[1]}' at position {seen_fc[0]}; convolution and pooling must come first"
                 )
 
     def shapes(self, input_shape: tuple[int, ...]) -> list[Shape]:
-        """The shape after each layer for an input (C, H, W) or (C, T, H, W); raises where a layer cannot fit."""
-        if len(input_shape) not in (3, 4) or any(int(s) < 1 for s in input_shape):
-            raise SpecError(f"input shape {tuple(input_shape)} must be (C, H, W) or (C, T, H, W), all >= 1")
+        """The shape after each layer for an input (C, L), (C, H, W) or (C, T, H, W); raises where a layer cannot
+        fit."""
+        if len(input_shape) not in INPUT_KINDS or any(int(s) < 1 for s in input_shape):
+            raise SpecError(f"input shape {tuple(input_shape)} must be {INPUT_SHAPES}, all >= 1")
         self.check_order()
         shape = Shape(int(input_shape[0]), tuple(int(s) for s in input_shape[1:]))
         out = []
@@ -222,12 +285,13 @@ class Spec:
         return shapes[-1].numel if shapes else math.prod(input_shape)
 
     def num_params(self, input_shape: tuple[int, ...], num_classes: int) -> int:
-        """Trainable parameters of the built module, classifier included."""
+        """Parameters of the built module, classifier included (the fixed whitening weights too: they are
+        stored with the others)."""
         total = 0
         previous = Shape(int(input_shape[0]), tuple(input_shape[1:]))
         for layer, shape in zip(self.layers, self.shapes(input_shape)):
-            if isinstance(layer, Conv):
-                total += layer.features * (previous.channels * layer.size ** len(previous.spatial) + 1)
+            if isinstance(layer, (Conv, Whiten)):  # the fixed whitening weights are stored too
+                total += shape.channels * (previous.channels * layer.size ** len(previous.spatial) + 1)
             elif isinstance(layer, FC):
                 total += layer.neurons * (previous.numel + 1)
             elif isinstance(layer, BatchNorm):
@@ -244,7 +308,7 @@ class Spec:
         total = 0
         previous = Shape(int(input_shape[0]), tuple(input_shape[1:]))
         for layer, shape in zip(self.layers, self.shapes(input_shape)):
-            if isinstance(layer, Conv):
+            if isinstance(layer, (Conv, Whiten)):
                 total += 2 * shape.numel * previous.channels * layer.size ** len(previous.spatial)
             elif isinstance(layer, FC):
                 total += 2 * previous.numel * layer.neurons
@@ -261,7 +325,7 @@ class Spec:
     @classmethod
     def from_list(cls, items: list[dict]) -> Spec:
         """The inverse of to_list; values are checked by the grammar, as if typed."""
-        kinds = {k.__name__: k for k in (Conv, Pool, ReLU, BatchNorm, Dropout, FC)}
+        kinds = {k.__name__: k for k in LAYER_TYPES}
         try:
             spec = cls(tuple(kinds[item["type"]](**{k: v for k, v in item.items() if k != "type"}) for item in items))
         except (KeyError, TypeError) as error:
@@ -282,22 +346,35 @@ def _next_shape(layer: Layer, shape: Shape, position: int) -> Shape:
         return out
     if isinstance(layer, Pool):
         if layer.time_window is not None and len(shape.spatial) != 3:
-            raise SpecError(f"layer '{layer}' at position {position}: a time window needs a video input")
+            along = f"; a signal's window is along time already: '{Pool(layer.kind, layer.window, layer.stride)}'"
+            raise SpecError(f"layer '{layer}' at position {position}: a time window needs a video input"
+                            + (along if len(shape.spatial) == 1 else ""))
         windows, steps = pool_geometry(layer, len(shape.spatial))
         if any(n < w for n, w in zip(shape.spatial, windows)):
             raise SpecError(
                 f"layer '{layer}' at position {position} cannot pool a {shape} input with a "
-                f"{'×'.join(map(str, windows))} window: it would shrink below 1×1; "
+                f"{'×'.join(map(str, windows))} window: it would shrink below {'×'.join('1' * len(windows))}; "
                 "remove a pooling layer or use a larger input"
             )
         return Shape(shape.channels, tuple((n - w) // s + 1 for n, w, s in zip(shape.spatial, windows, steps)))
+    if isinstance(layer, GlobalPool):
+        if not shape.spatial:
+            raise SpecError(f"layer '{layer}' at position {position} pools feature maps, but its input is flat")
+        return Shape(shape.channels, (1,) * len(shape.spatial))
+    if isinstance(layer, Whiten):
+        if any(n < layer.size for n in shape.spatial):
+            raise SpecError(f"layer '{layer}' at position {position}: its {layer.size}-wide patches do not fit a "
+                            f"{shape} input")
+        out = tuple(n - layer.size + 1 for n in shape.spatial)
+        return Shape(layer.features(shape.channels, len(shape.spatial)), out)
     if isinstance(layer, FC):
         return Shape(layer.neurons, ())
     return shape
 
 
 def pool_geometry(pool: Pool, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Window and stride per axis (time first for video); a time window pools frames without overlap."""
+    """Window and stride per axis (time first for video); a time window pools frames without overlap. dims: 1 for
+    signals, 2 for pictures, 3 for clips."""
     if dims == 3 and pool.time_window is not None:
         return (pool.time_window, pool.window, pool.window), (pool.time_window, pool.step, pool.step)
     return (pool.window,) * dims, (pool.step,) * dims
