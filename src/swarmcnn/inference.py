@@ -15,34 +15,57 @@ from torch import nn
 from swarmcnn.hardware import Hardware
 
 EVALUATION_BATCH = 512  # inputs per forward pass when evaluating: no gradients, so larger than a training batch
+# a series whose deviation is below SERIES_EPS plus this share of its level is flat (float32 rounds its mean by
+# about that much): it is centred, not blown up to unit noise
+SERIES_FLAT = 1e-5
+SERIES_EPS = 1e-8
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel mean and standard deviation of the training split, in the stored units (0..255 for uint8)."""
+    """Per-channel mean and standard deviation of the training split, in the stored units (0..255 for uint8).
+
+    series: each input's channels are first brought to mean 0 and deviation 1 over time, on their own
+    (`standardized_series`, the z-normalisation of the UCR baselines), so that a signal's level and scale do
+    not matter; the per-channel mean and deviation are then those of the standardised training split.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    series: bool = False
 
     @classmethod
-    def of(cls, x: torch.Tensor) -> Normalization:
+    def of(cls, x: torch.Tensor, series: bool = False) -> Normalization:
+        if series:
+            x = standardized_series(x)
         channels = x.transpose(0, 1).reshape(x.shape[1], -1)
         mean, std = [], []
         for values in channels:  # one channel at a time keeps the float copy small
             values = values.double()
             mean.append(values.mean().item())
             std.append(max(values.std().item(), 1e-6))
-        return cls(tuple(mean), tuple(std))
+        return cls(tuple(mean), tuple(std), series)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - mean) / std, as one fused multiply-add: x * (1 / std) + (-mean / std)."""
+        """(x - mean) / std, as one fused multiply-add: x * (1 / std) + (-mean / std); each series standardised
+        first where `series`."""
         shift, scale = self.affine(x.dim(), x.device)
-        return torch.addcmul(shift, x.float(), scale)
+        return torch.addcmul(shift, standardized_series(x) if self.series else x.float(), scale)
 
     def affine(self, dims: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(shift, scale), float32, shaped to broadcast over a batch of `dims` dimensions (shared: do not modify);
         an exported model folds them into its graph, so that it computes exactly what this normalisation does."""
         return _affine(self.mean, self.std, torch.device(device), dims)
+
+
+def standardized_series(x: torch.Tensor) -> torch.Tensor:
+    """Each sample's channels at mean 0 and standard deviation 1 over their last axis (time), in float32; a flat
+    series becomes (nearly) 0. Plain arithmetic, so that exported graphs (ONNX, TorchScript) compute it alike."""
+    x = x.float()
+    centred = x - x.mean(dim=-1, keepdim=True)
+    deviation = centred.square().mean(dim=-1, keepdim=True).sqrt()
+    floor = SERIES_EPS + SERIES_FLAT * x.abs().mean(dim=-1, keepdim=True)
+    return centred / torch.maximum(deviation, floor)
 
 
 @functools.lru_cache(maxsize=16)

@@ -69,7 +69,7 @@ def test_clips_become_channels_first_video():
     ("x", "y", "options", "message"),
     [
         (np.zeros((30, 4, 4), bool), np.arange(30) % 3, {}, "array x has dtype bool; expected integers or floats"),
-        (np.zeros((30, 16)), np.arange(30) % 3, {}, "array x has shape (30, 16); expected (N, H, W)"),
+        (np.zeros(30), np.arange(30) % 3, {}, "array x has shape (30,); expected (N, H, W)"),
         (np.zeros((30, 4, 4)), np.arange(29) % 3, {}, "array x has 30 samples but array y has 29 labels"),
         (np.zeros((30, 4, 4)), (np.arange(30) % 3) * 0.5, {}, "array y has dtype float64; labels must be integers"),
         (np.zeros((30, 4, 4)), np.arange(30) % 3 - 1, {}, "array y: labels out of range: found -1"),

@@ -20,7 +20,7 @@ def dataset(request) -> Dataset:
 
 
 def test_builtin_names_are_published():
-    assert BUILTIN == ("digits", "shapes", "moving-digits")
+    assert BUILTIN == ("digits", "shapes", "moving-digits", "bumps")
 
 
 def test_digits_are_1797_uint8_8x8_pictures_of_ten_classes():

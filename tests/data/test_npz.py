@@ -114,7 +114,7 @@ def test_samples_and_labels_of_different_length_are_refused(tmp_path):
         load_data(path)
 
 
-@pytest.mark.parametrize("shape", [(30,), (30, 16), (30, 1, 4, 4, 1, 1)])
+@pytest.mark.parametrize("shape", [(30,), (30, 1, 4, 4, 1, 1)])  # (30, 16) is 30 signals of 16 instants
 def test_x_of_the_wrong_shape_is_refused(tmp_path, shape):
     path = _npz(tmp_path / "d.npz", x=np.zeros(shape, dtype=np.uint8))
     with _raises(f"npz file '{path}' field 'x' has shape {shape}"):

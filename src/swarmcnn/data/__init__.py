@@ -1,9 +1,10 @@
 """Data sources -> in-memory train/val/test tensors.
 
-Every source (built-in, image folder, video folder, IDX folder, .npz) is read once into one uint8
-array (float32 for float .npz data) and split by index, so training batches are slices of a tensor,
-as in airbench. Pictures are (N, C, H, W), video clips (N, C, T, H, W) sampled to DataConfig.frames
-frames (see swarmcnn.data.video). torch, sklearn, Pillow and PyAV are imported only when data is
+Every source (built-in, image folder, video folder, IDX folder, .npz, series files) is read once into one
+uint8 array (float32 for float .npz data and for signals) and split by index, so training batches are slices
+of a tensor, as in airbench. Pictures are (N, C, H, W), video clips (N, C, T, H, W) sampled to
+DataConfig.frames frames (see swarmcnn.data.video), signals (N, C, L) brought to one length with missing
+values filled (see swarmcnn.data.signals). torch, sklearn, Pillow and PyAV are imported only when data is
 loaded. A built-in name wins over a folder of the same name; write './digits' for the folder.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from swarmcnn.data.builtin import BUILTIN
 from swarmcnn.data.files import check_regular_file
+from swarmcnn.data.signals import SignalFacts
 from swarmcnn.data.splits import Arrays, Parts, first_per_class
 from swarmcnn.errors import DataError, did_you_mean
 from swarmcnn.memory import check_fits
@@ -39,7 +41,10 @@ __all__ = [
     "from_arrays",
     "load_data",
     "load_image_file",
+    "load_inputs",
 ]
+
+NORMALIZATIONS = ("channel", "series")  # DataConfig.normalize: per channel over the training split, or per series
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class DataConfig:
     split_seed: int = 0  # the split is deterministic given this
     frames: int = 8  # frames per video clip, evenly spaced over the clip (ignored for images)
     per_class: int | None = None  # at most this many samples per class to train and validate on (the first ones)
+    length: int | None = None  # instants per signal, every series resampled to it; None = the longest (signals)
+    normalize: str = "channel"  # signals: "series" also brings each series to mean 0 and std 1 (NORMALIZATIONS)
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -72,11 +79,19 @@ class DataConfig:
             not isinstance(self.per_class, numbers.Integral) or isinstance(self.per_class, bool) or self.per_class < 1
         ):
             raise DataError(f"per_class (samples per class) must be a positive integer, got {self.per_class!r}")
+        if self.length is not None and (
+            not isinstance(self.length, numbers.Integral) or isinstance(self.length, bool) or self.length < 1
+        ):
+            raise DataError(f"length (instants per signal) must be a positive integer, got {self.length!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise DataError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r:.40}"
+                            + did_you_mean(str(self.normalize), list(NORMALIZATIONS)))
 
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # uint8 (N, C, H, W) or (N, C, T, H, W), in memory, contiguous; float32 only for npz float data
+    x: torch.Tensor  # uint8 (N, C, H, W) or (N, C, T, H, W), in memory, contiguous; float32 for npz float data
+    # and for signals (N, C, L)
     y: torch.Tensor  # int64 (N,)
 
     def __len__(self) -> int:
@@ -89,8 +104,10 @@ class Dataset:
     val: Split
     test: Split
     class_names: tuple[str, ...]
-    input_shape: tuple[int, ...]  # (C, H, W) for images, (C, T, H, W) for video
+    input_shape: tuple[int, ...]  # (C, H, W) for images, (C, T, H, W) for video, (C, L) for signals
     source: str  # as the user gave it: a built-in name or a path
+    normalize: str = "channel"  # as DataConfig.normalize: "series" where every series was standardised
+    signal: SignalFacts | None = None  # signals: what bringing them to one length and filling them did
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -108,7 +125,8 @@ class Dataset:
 
 def load_data(source: str, config: DataConfig = DataConfig()) -> Dataset:
     """Read a built-in set, an IDX folder, an image or video folder (split into train/ and test/ folders or
-    not) or an .npz file, and split it as config says; a source's own test and validation parts are kept."""
+    not), an .npz file or series files (.ts, UCR .tsv/.txt, a NAME_TRAIN and NAME_TEST pair or a folder holding
+    one), and split it as config says; a source's own test and validation parts are kept."""
     source = str(source)
     return _dataset(_read(source, config), config, source)
 
@@ -123,17 +141,21 @@ def from_arrays(
     test_fraction: float = 0.15,
     seed: int = 0,
     source: str = "arrays",
+    normalize: str = "channel",
+    length: int | None = None,
 ) -> Dataset:
-    """A data set from pictures or clips in memory (NumPy arrays or anything np.asarray takes), split as
+    """A data set from pictures, clips or signals in memory (NumPy arrays or anything np.asarray takes), split as
     load_data splits a source.
 
-    x is read as an .npz file's field 'x' is (layout: one of npz.LAYOUTS where its shape is ambiguous) and
-    refused alike. y: integer labels (indices into class_names where given), or class names themselves.
-    source: what the data set, and a model trained on it, name as its origin.
+    x is read as an .npz file's field 'x' is (layout: one of npz.LAYOUTS where its shape is ambiguous, "NCL" for
+    signals (N, C, L)) and refused alike. y: integer labels (indices into class_names where given), or class
+    names themselves. source: what the data set, and a model trained on it, name as its origin. normalize and
+    length: as DataConfig's, for signals.
     """
     from swarmcnn.data import npz
 
-    config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, split_seed=seed)
+    config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, split_seed=seed,
+                        normalize=normalize, length=length)
     origin = npz.Origin("the arrays", file=False)
     x, y = _as_array(x, "x"), _as_array(y, "y")
     if y.dtype.kind == "O":  # a list of names, or of numbers, as the array of its own kind
@@ -167,6 +189,7 @@ def _label_indices(y: np.ndarray, class_names: Sequence[str] | None) -> tuple[np
 
 def _dataset(parts: Parts, config: DataConfig, source: str) -> Dataset:
     """A source's labelled parts, cut to per_class, resized and split as config says."""
+    parts = _as_kind(parts, config, source)
     pool = parts.pool if config.per_class is None else first_per_class(parts.pool, config.per_class)
     _check_two_classes(pool, source)
     own_test, own_val = parts.test, parts.val
@@ -184,7 +207,41 @@ def _dataset(parts: Parts, config: DataConfig, source: str) -> Dataset:
         class_names=pool.class_names,
         input_shape=tuple(int(d) for d in pool.x.shape[1:]),
         source=source,
+        normalize=config.normalize,
+        signal=parts.facts,
     )
+
+
+def _as_kind(parts: Parts, config: DataConfig, source: str) -> Parts:
+    """Signals filled and brought to one length (where their source has not done it) and standardised per series
+    where config says; the settings of one kind of input refused for another."""
+    signals = parts.pool.x.ndim == 3
+    if not signals:
+        for name, value, default in (("length", config.length, None), ("normalize", config.normalize, "channel")):
+            if value != default:
+                raise DataError(f"{name}={value!r} is for signals (N, C, L), but '{source}' holds "
+                                f"{'clips' if parts.pool.x.ndim == 5 else 'pictures'}")
+        return parts
+    if config.image_size is not None:
+        raise DataError(f"'{source}' holds signals: image_size does not apply to them (length sets their instants)")
+    if parts.facts is None:  # arrays: nothing filled or resampled yet
+        from swarmcnn.data.signals import prepared
+
+        pool, facts = _prepared(parts.pool, config.length, f"'{source}'", prepared)
+        test, test_facts = (None, None) if parts.test is None else _prepared(
+            parts.test, pool.x.shape[-1], f"the test part of '{source}'", prepared)
+        parts = parts._replace(pool=pool, test=test, facts=facts if test_facts is None else facts + test_facts)
+    if config.normalize == "series":
+        from swarmcnn.data.signals import standardized
+
+        parts = parts._replace(**{name: None if arrays is None else arrays._replace(x=standardized(arrays.x))
+                                  for name, arrays in (("pool", parts.pool), ("test", parts.test), ("val", parts.val))})
+    return parts
+
+
+def _prepared(arrays: Arrays, length: int | None, what: str, prepared) -> tuple[Arrays, SignalFacts]:
+    x, facts = prepared(arrays.x, length, what)
+    return arrays._replace(x=x), facts
 
 
 def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
@@ -192,6 +249,9 @@ def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Ten
     file or a folder of frames for (C, T, H, W), sampled, converted and resized as the data sources do.
     """
     import torch
+
+    if len(input_shape) == 2:
+        raise DataError(f"the model takes signals {tuple(input_shape)} (C, L): '{path}' is read with load_inputs")
 
     from swarmcnn.data.video import VIDEO_EXTENSIONS
 
@@ -204,6 +264,27 @@ def load_image_file(path: str | Path, input_shape: tuple[int, ...]) -> torch.Ten
     else:
         from swarmcnn.data.images import load_image_file as load
     return torch.from_numpy(load(path, input_shape))
+
+
+def load_inputs(
+    paths: Sequence[str | Path], input_shape: tuple[int, ...]
+) -> tuple[list[tuple[str, int | None]], torch.Tensor]:
+    """The inputs of files for `predict` and `explain`, each with where it comes from, (file, case): one input per
+    image or video file (case None), and for a model of signals (C, L) every case of each file (0, 1, ...),
+    brought to L instants as `signal_files.load_cases` says."""
+    import torch
+
+    if len(input_shape) != 2:
+        inputs = [load_image_file(path, input_shape) for path in paths]
+        return [(str(path), None) for path in paths], torch.stack(inputs)
+    from swarmcnn.data.signal_files import load_cases
+
+    origins, cases = [], []
+    for path in paths:
+        x = load_cases(path, input_shape)
+        origins += [(str(path), i) for i in range(len(x))]
+        cases.append(torch.from_numpy(x))
+    return origins, torch.cat(cases)
 
 
 def _read(source: str, config: DataConfig) -> Parts:
@@ -225,17 +306,22 @@ def _read(source: str, config: DataConfig) -> Parts:
 
 
 def _read_path(path: Path, config: DataConfig) -> Parts:
-    from swarmcnn.data import folders, idx, npz
+    from swarmcnn.data import folders, idx, npz, signal_files
 
     if path.is_dir():
         if idx.is_idx_folder(path):
             return Parts(*idx.load_folder(path))
+        if signal_files.pair_in_folder(path):
+            return signal_files.load_source(path, config.length)
         if folders.split_folders(path):
             return folders.load_split_folders(path, config.image_size, config.frames, config.per_class)
         return Parts(folders.load_class_folders(path, config.image_size, config.frames, config.per_class))
     if path.suffix.lower() == ".npz":
         return Parts(npz.load_npz(path))
-    raise DataError(f"cannot use file '{path}' as data: expected a folder (class sub-folders or IDX) or a .npz file")
+    if signal_files.is_signal_file(path):
+        return signal_files.load_source(path, config.length)
+    raise DataError(f"cannot use file '{path}' as data: expected a folder (class sub-folders, IDX or NAME_TRAIN and "
+                    "NAME_TEST series files), a .npz file or a file of series (.ts, .tsv, NAME_TRAIN[.txt])")
 
 
 def _split_indices(

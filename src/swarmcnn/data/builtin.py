@@ -8,7 +8,7 @@ from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
 from swarmcnn.memory import check_fits
 
-BUILTIN = ("digits", "shapes", "moving-digits")
+BUILTIN = ("digits", "shapes", "moving-digits", "bumps")
 SHAPES_COUNT = 1200
 SHAPES_SIZE = (16, 16)
 SHAPES_SEED = 20240501  # fixed: the pictures never change; only the split follows DataConfig.split_seed
@@ -16,6 +16,10 @@ MOVING_DIGITS_COUNT = 1200
 MOVING_DIGITS_SIZE = (16, 16)
 MOVING_DIGITS_SEED = 20240502  # fixed, as for shapes
 DIRECTIONS = ("up", "down", "left", "right")
+BUMPS_COUNT = 900
+BUMPS_LENGTH = 96
+BUMPS_SEED = 20240503  # fixed, as for shapes
+BUMP_SHAPES = ("ramp-up", "ramp-down", "tent")
 _STEPS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # (rows, columns) per frame at speed 1, per direction
 
 
@@ -27,6 +31,10 @@ def load_builtin(name: str, image_size: tuple[int, int] | None, frames: int = 8)
         return shapes(image_size or SHAPES_SIZE)
     if name == "moving-digits":
         return moving_digits(image_size or MOVING_DIGITS_SIZE, frames)
+    if name == "bumps":
+        if image_size is not None:
+            raise DataError("built-in 'bumps' holds signals, not pictures: --image-size does not apply (--length does)")
+        return bumps()
     raise DataError(f"unknown built-in data set '{name}'; choose one of {', '.join(BUILTIN)}")
 
 
@@ -119,3 +127,30 @@ def moving_digits(
     clips += rng.normal(0, 20, clips.shape)
     x = np.clip(np.round(clips), 0, 255).astype(np.uint8)[:, None]
     return Arrays(np.ascontiguousarray(x), y, DIRECTIONS)
+
+
+def bumps(count: int = BUMPS_COUNT, length: int = BUMPS_LENGTH) -> Arrays:
+    """Signals (N, 2, L), float32: a bump somewhere in channel 0 (a slow rise and a sudden drop, the reverse, or
+    an even rise and fall), over noise; channel 1 is background (a slow wave and noise) that tells nothing.
+
+    The three shapes have the same width and height and so the same values, in another order: shuffling the
+    time steps leaves nothing to learn (`swarmcnn check` says order matters), while a small 1-D CNN learns the
+    edges in a few epochs; and the evidence for a class lies on its bump (`swarmcnn explain`).
+    """
+    if length < 16:
+        raise DataError(f"built-in 'bumps' needs at least 16 instants, got {length}")
+    check_fits(64 * count * length, f"built-in 'bumps' of {length} instants", DataError)
+    rng = np.random.default_rng(BUMPS_SEED)
+    y = rng.permutation(np.arange(count) % len(BUMP_SHAPES)).astype(np.int64)
+    width = rng.integers(length // 6, length // 3 + 1, count)
+    start = rng.integers(0, length - width + 1)
+    height = rng.uniform(1.0, 2.0, count)
+    along = (np.arange(length)[None] - start[:, None]) / (width[:, None] - 1)  # 0..1 inside the bump
+    inside = (along >= 0) & (along <= 1)
+    rise = np.where(y[:, None] == 0, along, np.where(y[:, None] == 1, 1 - along, 1 - np.abs(2 * along - 1)))
+    x = np.zeros((count, 2, length))
+    x[:, 0] = np.where(inside, rise, 0.0) * height[:, None] + rng.normal(0, 0.25, (count, length))
+    phase = rng.uniform(0, 2 * np.pi, (count, 1))
+    x[:, 1] = 0.5 * np.sin(2 * np.pi * np.arange(length) / length * rng.uniform(0.5, 2, (count, 1)) + phase)
+    x[:, 1] += rng.normal(0, 0.25, (count, length))
+    return Arrays(np.ascontiguousarray(x, dtype=np.float32), y, BUMP_SHAPES)

@@ -1,11 +1,13 @@
-"""NumPy .npz files with arrays x (pictures or clips), y (integer labels), optionally classes (names) and layout.
+"""NumPy .npz files with arrays x (pictures, clips or signals), y (integer labels), optionally classes (names) and
+layout.
 
 Arrays given in memory (`swarmcnn.from_arrays`, the scikit-learn estimator) are checked and converted by the
 same code (`checked_arrays`), so that both are read, and refused, alike.
 
 How x is read (N samples, C channels, T frames):
     layout given (one of LAYOUTS, a string saved as np.savez(..., layout="NCHW")): as it says
-    3-D: gray pictures (N, H, W)
+    2-D: signals of one channel (N, L)
+    3-D: gray pictures (N, H, W); signals (N, C, L) need layout 'NCL'
     4-D: pictures (N, H, W, C) when the last axis is 1, 3 or 4, else pictures (N, 1, H, W) when the second
          axis is 1, else gray video (N, T, H, W); but a second axis of 3 or 4 (and a last one of neither)
          is ambiguous, pictures with channels first or clips of 3 or 4 frames, and refused unless layout says
@@ -14,7 +16,8 @@ C is 1 (gray), 3 (RGB) or 4 where the shape implies it, any count where layout s
 kept (a fourth of an array may be data, near-infrared or depth: only image files drop alpha, as a convention,
 when they are read; a model of 4 channels takes arrays, not PNGs, at predict). A gray video whose
 width is 1, 3 or 4 reads as pictures unless layout says 'NTHW'. Pictures become (N, C, H, W), clips
-(N, C, T, H, W); x must be integers or finite floats (not bool, complex, strings or objects).
+(N, C, T, H, W); x must be integers or finite floats (not bool, complex, strings or objects). Signals become
+float32 (N, C, L) of any channel count, NaN where a value is missing (filled along time, `swarmcnn.data.signals`).
 
 Labels: with a field 'classes', y indexes its names (0..K-1). Without one, the distinct values of y are the
 classes, named by their values in increasing order, so labels 0, 1 and 10**9 make the 3 classes '0', '1'
@@ -38,12 +41,14 @@ from typing import BinaryIO
 import numpy as np
 
 from swarmcnn.data.files import check_regular_file
+from swarmcnn.data.signals import LAYOUTS as SIGNAL_LAYOUTS
+from swarmcnn.data.signals import as_signals
 from swarmcnn.data.splits import Arrays
 from swarmcnn.errors import DataError
 from swarmcnn.memory import check_fits
 
 FIELDS = ("x", "y", "classes", "layout")
-LAYOUTS = ("NHW", "NHWC", "NCHW", "NTHW", "NTHWC", "NCTHW")
+LAYOUTS = ("NHW", "NHWC", "NCHW", "NTHW", "NTHWC", "NCTHW", "NL", "NCL")  # the last two: signals
 CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
 # what a damaged archive or .npy header raises, from zipfile, its decompressors and numpy.lib.format
 _CORRUPT = (
@@ -185,6 +190,8 @@ def _layout(origin: Origin, given: np.ndarray | None, shape: tuple[int, ...]) ->
 
 
 def _implied_layout(origin: Origin, shape: tuple[int, ...]) -> str:
+    if len(shape) == 2:
+        return "NL"
     if len(shape) == 3:
         return "NHW"
     if len(shape) == 5:
@@ -200,7 +207,7 @@ def _implied_layout(origin: Origin, shape: tuple[int, ...]) -> str:
     if len(shape) != 4:
         raise DataError(
             f"{origin.field('x')} has shape {shape}; expected (N, H, W), (N, H, W, C) with C 1, 3 or 4, "
-            "(N, T, H, W) or (N, T, H, W, C)"
+            "(N, T, H, W), (N, T, H, W, C), or signals (N, L) or (N, C, L) (with layout 'NCL')"
         )
     if shape[3] in CHANNELS:
         return "NHWC"
@@ -228,7 +235,10 @@ def _check_pixels(origin: Origin, x: np.ndarray) -> None:
 
 
 def pictures(origin: Origin, x: np.ndarray, layout: str) -> np.ndarray:
-    """x in the given layout as channels-first (N, C, H, W) or (N, C, T, H, W), in the narrowest faithful dtype."""
+    """x in the given layout as channels-first (N, C, H, W) or (N, C, T, H, W), in the narrowest faithful dtype;
+    signals as float32 (N, C, L)."""
+    if layout in SIGNAL_LAYOUTS:
+        return as_signals(origin.field("x"), x, layout)
     if x.dtype.kind not in "iuf":
         fix = origin.fix(" (save x.astype(np.uint8) * 255)", " (pass x.astype(np.uint8) * 255)")
         raise DataError(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from swarmcnn.errors import DataError
+
+if TYPE_CHECKING:
+    from swarmcnn.data.signals import SignalFacts
 
 
 class Arrays(NamedTuple):
@@ -27,6 +30,7 @@ class Parts(NamedTuple):
     pool: Arrays
     test: Arrays | None = None  # IDX t10k files, a test/ folder
     val: Arrays | None = None  # a val/ folder
+    facts: SignalFacts | None = None  # signals read from files: their preparation, already done (lengths, filling)
 
 
 def first_per_class(arrays: Arrays, count: int) -> Arrays:
