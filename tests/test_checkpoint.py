@@ -33,7 +33,7 @@ def test_model_directory_holds_plain_json_and_safetensors(trained, tmp_path):
     assert description["spec"] == str(trained.spec)
     assert description["input_shape"] == [1, 8, 8]
     assert description["class_names"] == list(trained.class_names)
-    assert set(description["normalization"]) == {"mean", "std"}
+    assert set(description["normalization"]) == {"mean", "std", "series"} and not description["normalization"]["series"]
     assert description["versions"]["torch"] == torch.__version__
     assert description["parameters"] == sum(p.numel() for p in trained.module.parameters())
     tensors = load_file(str(tmp_path / "m" / WEIGHTS_FILE))  # safetensors holds raw tensors only

@@ -3,12 +3,12 @@
 Public API (imported lazily, so that `swarmcnn --help` answers without loading torch):
     parse, Spec                      the architecture spec and its text grammar
     load_data, DataConfig, Dataset   data sources -> in-memory train/val/test splits
-    from_arrays                      pictures or clips in memory (NumPy arrays) -> the same splits
+    from_arrays                      pictures, clips or signals in memory (NumPy arrays) -> the same splits
     create_model                     a design name ('lenet5', 'vgg-small') or spec text -> a torch.nn.Module
     TrainConfig, fit, evaluate       the training loop
     train_model                      train a spec on a data set and package it as a TrainedModel
     TrainedModel, load               model directories (model.json + weights.safetensors)
-    SwarmCNNClassifier               a scikit-learn classifier of pictures and clips
+    SwarmCNNClassifier               a scikit-learn classifier of pictures, clips and signals
     check                            is a CNN the right tool for a data set? (CheckResult)
 """
 

@@ -282,14 +282,14 @@ def _checked_input_shape(origin: str, description: dict, spec: Spec) -> tuple[in
     shape = _field(origin, description, "input_shape")
     if not (
         isinstance(shape, list)
-        and len(shape) in (3, 4)
+        and len(shape) in (2, 3, 4)
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
     ):
         raise _bad(
             origin,
             "input_shape",
-            f"must be [channels, height, width] or [channels, frames, height, width], whole numbers >= 1, "
-            f"got {shape!r:.80}",
+            "must be [channels, instants], [channels, height, width] or [channels, frames, height, width], whole "
+            f"numbers >= 1, got {shape!r:.80}",
         )
     values = math.prod(shape)
     if values > MAX_INPUT_VALUES:
@@ -326,7 +326,12 @@ def _checked_normalization(origin: str, description: dict, channels: int) -> Nor
         values[key] = tuple(float(v) for v in numbers)
     if min(values["std"]) <= 0:
         raise _bad(origin, "normalization.std", f"must be positive, got {list(values['std'])}")
-    return Normalization(values["mean"], values["std"])
+    series = normalization.get("series", False)  # absent in models saved before signals: per channel only
+    if not isinstance(series, bool):
+        raise _bad(origin, "normalization.series", f"must be true or false, got {series!r:.80}")
+    if series and len(description["input_shape"]) != 2:  # checked before this
+        raise _bad(origin, "normalization.series", "is true, but only models of signals (C, L) standardise series")
+    return Normalization(values["mean"], values["std"], series)
 
 
 def _checked_input_dtype(origin: str, description: dict) -> str:

@@ -97,7 +97,8 @@ def check_table(result, source: str) -> Table:
     original = result.to_dict()["original"]["mean"]
     rows = [
         (f"CNN {result.cnn_spec}", "as it is", result.accuracy_original),
-        ("the same CNN", "pixel positions scrambled", result.accuracy_permuted),
+        ("the same CNN", "time steps shuffled" if result.signals else "pixel positions scrambled",
+         result.accuracy_permuted),
         (f"fully connected {result.mlp_spec}", "as it is", result.accuracy_mlp),
     ]
     if result.accuracy_frames_shuffled is not None:
@@ -118,7 +119,8 @@ def predictions_table(rows: list[dict]) -> Table:
     table.add_column("probability", justify="right")
     for row in rows:
         for rank, guess in enumerate(row["top"]):
-            table.add_row(row["file"] if rank == 0 else "", guess["label"], f"{guess['probability']:.4f}")
+            name = row["file"] + (f"[{row['case']}]" if "case" in row else "")  # a case of a file of signals
+            table.add_row(name if rank == 0 else "", guess["label"], f"{guess['probability']:.4f}")
     return table
 
 
@@ -133,7 +135,7 @@ def explanations_table(rows: list[dict], method: str) -> Table:
     table.add_column("evidence for")
     table.add_column("strongest at")
     for row in rows:
-        where = "frame {}, row {}, column {}" if len(row["peak"]) == 3 else "row {}, column {}"
+        where = {1: "instant {}", 2: "row {}, column {}", 3: "frame {}, row {}, column {}"}[len(row["peak"])]
         true = [row.get("true", "")] if with_truth else []
         table.add_row(row["file"], *true, row["label"], f"{row['probability']:.4f}", row["target"],
                       where.format(*row["peak"]))

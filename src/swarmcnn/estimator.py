@@ -1,4 +1,4 @@
-"""swarmcnn as a scikit-learn classifier: `fit(X, y)` on an array of pictures or clips, then `predict`.
+"""swarmcnn as a scikit-learn classifier: `fit(X, y)` on an array of pictures, clips or signals, then `predict`.
 
 As skorch does for plain PyTorch modules: scikit-learn's conventions (parameters in `__init__`, learned
 attributes ending in `_`, `clone`, `get_params`, `GridSearchCV`, `Pipeline`, `cross_val_score`) over swarmcnn's
@@ -6,9 +6,11 @@ own training and search, so that the fitted `model_` is the same `TrainedModel` 
 writes a model directory `swarmcnn predict` and `swarmcnn export` take).
 
 X is read as an .npz file's field 'x' is (`swarmcnn.data.npz`): (N, H, W) gray pictures, (N, H, W, C) or
-(N, C, H, W) pictures, (N, T, H, W) gray clips, (N, T, H, W, C) or (N, C, T, H, W) clips; `layout` settles
-the shapes that could be either. Values are stored pixels (uint8 0..255, or any integers or floats): the
-network normalises them with the training set's mean and deviation per channel.
+(N, C, H, W) pictures, (N, T, H, W) gray clips, (N, T, H, W, C) or (N, C, T, H, W) clips, (N, L) signals of
+one channel, and with layout="NCL" signals (N, C, L) (sktime's "numpy3D"); `layout` settles the shapes that
+could be either. Values are stored pixels (uint8 0..255, or any integers or floats), or a signal's values (NaN
+where missing, filled along time): the network normalises them with the training set's mean and deviation per
+channel (and for signals with normalize="series" each series on its own first).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class InputError(DataError, ValueError):
 
 
 class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
-    """A CNN classifier of pictures or video clips: trains `arch`, or finds one by swarm search.
+    """A CNN classifier of pictures, video clips or signals: trains `arch`, or finds one by swarm search.
 
     Parameters
     ----------
@@ -49,7 +51,9 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
     val_fraction : share of X held out for validation. None: nothing with arch (every sample trains, as
         scikit-learn estimators do), 0.15 with a search (which scores its candidates on it).
     layout : how to read X where its shape is ambiguous: None (from the shape), or one of "NHW", "NHWC",
-        "NCHW", "NTHW", "NTHWC", "NCTHW" (N samples, C channels, T frames).
+        "NCHW", "NTHW", "NTHWC", "NCTHW" (N samples, C channels, T frames), "NL", "NCL" (signals of L instants).
+    normalize : for signals: "channel" (default), or "series" to bring each series to mean 0 and deviation 1
+        first (the UCR baselines' z-normalisation), at predict too.
     run_dir : where a search writes its run (journal, best model); None: a temporary folder, removed after fit.
     verbose : show the training's (or the search's) progress.
 
@@ -57,7 +61,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : the labels, sorted; `predict` returns them, of the type given to `fit`.
     n_features_in_ : values per sample of X (an image of H x W x C has H*W*C).
-    input_shape_ : the network's input, (C, H, W) or (C, T, H, W).
+    input_shape_ : the network's input, (C, H, W), (C, T, H, W) or (C, L).
     layout_ : how X was read (`predict` reads X the same way).
     model_ : the trained `swarmcnn.TrainedModel` (`model_.save(dir)`, `model_.module`).
     spec_ : the architecture trained, as spec text.
@@ -83,6 +87,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         layout: str | None = None,
         run_dir: str | None = None,
         verbose: bool = False,
+        normalize: str = "channel",
     ) -> None:
         self.arch = arch
         self.epochs = epochs
@@ -99,6 +104,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         self.layout = layout
         self.run_dir = run_dir
         self.verbose = verbose
+        self.normalize = normalize
 
     def fit(self, X, y) -> SwarmCNNClassifier:
         """Train arch on (X, y), or search for the architecture and train the best; labels may be of any type."""
@@ -120,7 +126,9 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
             val_fraction = 0.0 if self.arch is not None else SEARCH_VAL_FRACTION
         # no test split: scoring is the caller's (cross_val_score, GridSearchCV, score on held-out data); the
         # split's seed is scikit-learn's random_state, 0..2**32-1
-        splits = DataConfig(val_fraction=val_fraction, test_fraction=0.0, split_seed=self.seed % 2**32)
+        with _as_input_error():
+            splits = DataConfig(val_fraction=val_fraction, test_fraction=0.0, split_seed=self.seed % 2**32,
+                                normalize=self.normalize)
         with _as_input_error():
             data = from_arrays(
                 x,
@@ -130,6 +138,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
                 val_fraction=splits.val_fraction,
                 test_fraction=splits.test_fraction,
                 seed=splits.split_seed,
+                normalize=splits.normalize,
             )
         if self.arch is not None:
             model, search = self._train(data, splits), None
@@ -260,11 +269,14 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
     def _inputs(self, X) -> np.ndarray:
         """X read as at fit (layout_, the same conversion), as channels-first stored values of the network's shape."""
         from swarmcnn.data.npz import pictures, resolve_layout
+        from swarmcnn.data.signals import prepared
 
         x = _array(X, "X")
         with _as_input_error():
             layout = resolve_layout(_origin(), self.layout_, x.shape)
             x = pictures(_origin(), x, layout)
+            if x.ndim == 3:  # signals: missing values filled, as at fit
+                x = prepared(x, None, "X")[0]
         if tuple(x.shape[1:]) != self.input_shape_:
             raise InputError(
                 f"X holds samples of shape {tuple(x.shape[1:])} read as {layout}, but the classifier was fitted on "

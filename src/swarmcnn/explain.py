@@ -12,7 +12,9 @@ to a copy of the model that takes normalised inputs:
   window does, and each place gets the drop of the class score when it is hidden; it needs no gradient.
 
 Every map keeps the positive evidence only (what speaks *for* the class), summed over colour channels and
-scaled to a maximum of 1. Images give an (H, W) map, videos a (T, H, W) one: time is one more axis here too.
+scaled to a maximum of 1. Images give an (H, W) map, videos a (T, H, W) one: time is one more axis here too;
+signals (C, L) an (L,) map along time, summed over their channels. A signal has no black: its baseline (what
+integrated gradients start from and occlusion hides with) is the training data's mean, 0 once normalised.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from swarmcnn.memory import allocating
 
 METHODS = ("gradcam", "integrated-gradients", "occlusion")
 INTEGRATION_STEPS = 32
-_CONVS = (nn.Conv2d, nn.Conv3d)
-_AFTER_CONV = (nn.BatchNorm2d, nn.BatchNorm3d, nn.ReLU, nn.Dropout)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_AFTER_CONV = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.ReLU, nn.Dropout)
+_INTERPOLATION = {3: "linear", 4: "bilinear", 5: "trilinear"}  # Grad-CAM's maps to the input's size, by batch dims
 
 
 @dataclass
@@ -44,11 +47,12 @@ class Explanation:
     target: str
     target_probability: float
     method: str
-    heatmap: torch.Tensor  # (H, W) or (T, H, W), 0..1
+    heatmap: torch.Tensor  # (H, W), (T, H, W) or for signals (L,), 0..1
 
     @property
     def peak(self) -> tuple[int, ...]:
-        """Where the evidence is strongest: (row, column), or (frame, row, column) for a video."""
+        """Where the evidence is strongest: (row, column), (frame, row, column) for a video, (instant,) for a
+        signal."""
         flat = int(self.heatmap.argmax())
         return tuple(int(i) for i in np.unravel_index(flat, tuple(self.heatmap.shape)))
 
@@ -84,9 +88,16 @@ def explain(
         with torch.no_grad():
             probabilities = module(x).softmax(1).cpu()
         targets = probabilities.argmax(1) if target is None else torch.full((len(x),), _class_index(trained, target))
-        black = trained.normalization(torch.zeros_like(inputs[:1], device=device)).expand_as(x).contiguous()
+        black = _baseline(trained, inputs, device).expand_as(x).contiguous()
         maps = _ATTRIBUTE[method](module, x, targets.to(device), black).detach().cpu()
     return [_explanation(trained, p, t, method, m) for p, t, m in zip(probabilities, targets.tolist(), maps)]
+
+
+def _baseline(trained: TrainedModel, inputs: torch.Tensor, device) -> torch.Tensor:
+    """One normalised input that shows nothing: black for pictures and clips, the mean (0) for signals."""
+    if len(trained.input_shape) == 2:
+        return torch.zeros((1, *trained.input_shape), device=device)
+    return trained.normalization(torch.zeros_like(inputs[:1], device=device))
 
 
 def _explanation(trained: TrainedModel, probabilities, target: int, method: str, heat) -> Explanation:
@@ -104,7 +115,8 @@ def _explanation(trained: TrainedModel, probabilities, target: int, method: str,
 
 
 def first_conv_weight(module: nn.Module) -> torch.Tensor | None:
-    """The features (filters) of the first convolution, (F, C, K, K) or (F, C, K, K, K); None without one."""
+    """The features (filters) of the first convolution, (F, C, K) for signals, (F, C, K, K) or (F, C, K, K, K);
+    None without one."""
     return next((layer.weight for layer in module.modules() if isinstance(layer, _CONVS)), None)
 
 
@@ -149,8 +161,7 @@ def _gradcam(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, black: t
     from captum.attr import LayerAttribution, LayerGradCam
 
     coarse = LayerGradCam(module, last_conv_activation(module)).attribute(x, target=targets, relu_attributions=True)
-    mode = "bilinear" if x.dim() == 4 else "trilinear"
-    fine = LayerAttribution.interpolate(coarse.detach(), tuple(x.shape[2:]), interpolate_mode=mode)
+    fine = LayerAttribution.interpolate(coarse.detach(), tuple(x.shape[2:]), interpolate_mode=_INTERPOLATION[x.dim()])
     return fine[:, 0].clamp(min=0)
 
 

@@ -4,9 +4,10 @@
 The exported graph takes what swarmcnn stores and `swarmcnn predict` reads, stored pixel values in
 channels-first layout, (N, C, H, W) for pictures and (N, C, T, H, W) for clips: uint8 0..255 for a model
 trained on uint8 pictures (image files), float32 in the data's own units for one trained on floats (model.json's
-`input_dtype`; uint8 would round them and is refused), and float32 in the same units on request. The
-normalisation is folded in and the output is class probabilities (softmax), one column per class name; the batch
-axis is free. Every
+`input_dtype`; uint8 would round them and is refused), and float32 in the same units on request; signals
+(N, C, L) as float32 values, in an input named 'signals' rather than 'pixels'. The normalisation is folded in
+(for signals with `--normalize series`, each series' standardisation too) and the output is class
+probabilities (softmax), one column per class name; the batch axis is free. Every
 export is run again from the written file (onnxruntime, torch.jit.load) on a few real inputs and compared with
 PyTorch's own probabilities; a file that differs by more than TOLERANCE is never left behind.
 """
@@ -29,11 +30,13 @@ from torch import nn
 
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.errors import SwarmCNNError, is_disk_full
-from swarmcnn.inference import Normalization
+from swarmcnn.inference import Normalization, standardized_series
 
 FORMATS = ("onnx", "torchscript")
 INPUT_DTYPES = ("uint8", "float32")
 INPUT_NAME = "pixels"
+SIGNAL_INPUT_NAME = "signals"  # the input of a model of signals (N, C, L)
+LAYOUTS = {2: "NCL", 3: "NCHW", 4: "NCTHW"}  # by the dimensions of an input without its batch axis
 OUTPUT_NAME = "probabilities"
 TOLERANCE = 1e-4  # largest difference of a probability allowed between the exported file and PyTorch
 CHECK_INPUTS = 32  # real (or random) inputs the exported file is checked on
@@ -51,9 +54,11 @@ class Classifier(nn.Module):
         shift, scale = normalization.affine(dims)
         self.register_buffer("shift", shift.clone())
         self.register_buffer("scale", scale.clone())
+        self.series = normalization.series  # fixed when traced: the graph holds the branch taken
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.module(torch.addcmul(self.shift, x.float(), self.scale)), dim=1)
+        values = standardized_series(x) if self.series else x.float()
+        return torch.softmax(self.module(torch.addcmul(self.shift, values, self.scale)), dim=1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class Exported:
     checked_on: str  # where those inputs came from: "the test split of 'digits'" or "random inputs"
     max_difference: float
     opset: int | None = None  # ONNX only
+    input_name: str = INPUT_NAME  # 'signals' for a model of signals
 
 
 def check_format(format: str, input_dtype: str = "uint8") -> None:
@@ -97,6 +103,8 @@ def export_model(
     """
     input_dtype = input_dtype or default_input_dtype(trained)
     check_format(format, input_dtype)
+    if len(trained.input_shape) == 2 and input_dtype != "float32":
+        raise SwarmCNNError(f"a model of signals takes float32 values, not {input_dtype} (that is for pictures)")
     check_input_dtype(trained, input_dtype)
     out = Path(out)
     trained.check_inputs(inputs)
@@ -123,14 +131,19 @@ def export_model(
         staging.unlink(missing_ok=True)
     return Exported(
         out, format, input_dtype, tuple(trained.input_shape), len(trained.class_names), len(inputs), checked_on,
-        difference, opset,
+        difference, opset, input_name(trained.input_shape),
     )
 
 
+def input_name(input_shape: tuple[int, ...]) -> str:
+    """What the exported file calls its input: 'signals' for (C, L), 'pixels' for pictures and clips."""
+    return SIGNAL_INPUT_NAME if len(input_shape) == 2 else INPUT_NAME
+
+
 def default_input_dtype(trained: TrainedModel) -> str:
-    """The type of the stored inputs the model was trained on (model.json's input_dtype): uint8 pixel values, or
-    float32 for float data."""
-    return trained.input_dtype
+    """float32 for a model of signals, whose values are floats; otherwise the type of the stored inputs the model
+    was trained on (model.json's input_dtype): uint8 pixel values, or float32 for float data."""
+    return "float32" if len(trained.input_shape) == 2 else trained.input_dtype
 
 
 def check_input_dtype(trained: TrainedModel, input_dtype: str) -> None:
@@ -142,14 +155,17 @@ def check_input_dtype(trained: TrainedModel, input_dtype: str) -> None:
             f"'{trained.data.get('source', '?')}'), which uint8 would round to whole numbers 0..255; export it with "
             f"--input-dtype {trained.input_dtype}, its default"
         )
+
+
 def describe(trained: TrainedModel, input_dtype: str) -> dict[str, str]:
     """The metadata an exported file carries (ONNX metadata_props, a TorchScript extra file): texts, JSON inside."""
     from swarmcnn import __version__
 
-    layout = "NCHW" if len(trained.input_shape) == 3 else "NCTHW"
+    layout = LAYOUTS[len(trained.input_shape)]
     units = (
-        "stored pixel values, 0..255 for 8-bit pictures (as image files hold them); the normalisation is part of the "
-        "graph" if trained.input_dtype == "uint8"
+        "stored signal values as the data source holds them (float32); the normalisation is part of the graph"
+        if layout == "NCL" else "stored pixel values, 0..255 for 8-bit pictures (as image files hold them); the "
+        "normalisation is part of the graph" if trained.input_dtype == "uint8"
         else "the values of the float data it was trained on, in their own units (float32); the normalisation is "
         "part of the graph"
     )
@@ -161,7 +177,8 @@ def describe(trained: TrainedModel, input_dtype: str) -> dict[str, str]:
         "input_units": units,
         "output": "class probabilities (softmax), one column per entry of class_names",
         "spec": str(trained.spec),
-        "normalization": json.dumps({"mean": list(trained.normalization.mean), "std": list(trained.normalization.std)}),
+        "normalization": json.dumps({"mean": list(trained.normalization.mean), "std": list(trained.normalization.std),
+                                     "series": trained.normalization.series}),
         "swarmcnn_version": __version__,
     }
 
@@ -242,7 +259,7 @@ def _write_onnx(wrapper: Classifier, inputs: torch.Tensor, metadata: dict[str, s
                 wrapper,
                 (example,),
                 dynamo=True,
-                input_names=[INPUT_NAME],
+                input_names=[input_name(tuple(inputs.shape[1:]))],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
                 verbose=False,
@@ -251,22 +268,22 @@ def _write_onnx(wrapper: Classifier, inputs: torch.Tensor, metadata: dict[str, s
         except TypeError as error:
             if "dynamo" not in str(error):
                 raise
-            proto = _legacy_onnx(wrapper, example)
+            proto = _legacy_onnx(wrapper, example, input_name(tuple(inputs.shape[1:])))
     onnx.helper.set_model_props(proto, metadata)
     proto.doc_string = f"swarmcnn {metadata['spec']}: {metadata['output']}"
     onnx.save(proto, str(path))
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def _legacy_onnx(wrapper: Classifier, example: torch.Tensor):
+def _legacy_onnx(wrapper: Classifier, example: torch.Tensor, name: str):
     import io
 
     import onnx
 
     buffer = io.BytesIO()
     torch.onnx.export(
-        wrapper, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        wrapper, (example,), buffer, input_names=[name], output_names=[OUTPUT_NAME],
+        dynamic_axes={name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
     )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -276,8 +293,8 @@ def _run_onnx(path: Path, inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = inputs.numpy()
-    return _both(lambda batch: session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0], x)
+    x, name = inputs.numpy(), session.get_inputs()[0].name
+    return _both(lambda batch: session.run([OUTPUT_NAME], {name: batch})[0], x)
 
 
 # -- TorchScript -----------------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ only adds cost (a fully connected net, or gradient boosting for a table, does as
 For clips it also shuffles the order of the frames of each clip (a new order per clip, so that no order is
 left to learn) to tell whether time matters: where it costs clearly more than noise, the motion carries the
 class and a 3-D network is needed; where not, pictures of single frames would do.
+
+For signals (C, L) the fixed permutation shuffles the time steps (every channel alike), the signal's scrambled
+pixels, and the verdict says whether order matters: where it does not, what tells the classes apart survives
+any order of the values (their level or spread, say) and features of their distribution do as well. The probe
+matches local patterns wherever they are, by design: a class told only by *where* something happens, with the
+same shape everywhere, is beyond it on either version of the data.
 """
 
 from __future__ import annotations
@@ -51,6 +57,12 @@ class CheckResult:
     # per variant, per seed: which test samples the network classified right (the test samples are the same
     # pictures in every variant, in the same order, so the variants are compared sample by sample)
     right: dict[str, tuple[tuple[bool, ...], ...]] = field(default_factory=dict, repr=False)
+    signals: bool = False  # the data are signals: the permutation shuffled their time steps
+
+    @property
+    def scrambled(self) -> str:
+        """What the permutation did, as the verdict and the table say it."""
+        return "shuffling the time steps" if self.signals else "scrambling the pixel positions"
 
     @property
     def locality_drop(self) -> float:
@@ -62,6 +74,8 @@ class CheckResult:
 
     @property
     def time_matters(self) -> bool | None:
+        if self.signals:  # the permutation of a signal is one of its time steps
+            return self.cnn_advised
         if self.accuracy_frames_shuffled is None:
             return None
         return _mean(self.accuracy_original) - _mean(self.accuracy_frames_shuffled) > self.noise("frames")
@@ -80,6 +94,8 @@ class CheckResult:
     @property
     def verdict(self) -> str:
         drop = 100 * self.locality_drop
+        if self.signals:
+            return self._signal_verdict(drop)
         if self.cnn_advised:
             text = f"a CNN is advised: scrambling the pixel positions costs it {drop:.1f} points, more than noise"
         else:
@@ -92,6 +108,14 @@ class CheckResult:
                 self.time_matters
             ) else "; time does not matter: shuffled frames cost no more than noise (single frames would do)"
         return text
+
+    def _signal_verdict(self, drop: float) -> str:
+        if self.cnn_advised:
+            return (f"order matters: {self.scrambled} costs the CNN {drop:.1f} points, more than noise; a CNN is "
+                    "advised")
+        return (f"order does not matter: {self.scrambled} costs the CNN {drop:.1f} points, within noise; what tells "
+                "the classes apart survives any order of the values (their level or spread, say), so a CNN is not "
+                "advised: use features of their distribution with gradient boosting, or a fully connected net")
 
     def to_dict(self) -> dict:
         def summary(values):
@@ -132,7 +156,7 @@ def check(data: Dataset, seeds: int = 3, device: str = "auto", precision: str = 
     epochs = max(MIN_EPOCHS, math.ceil(IMAGES_PER_TRAINING / max(len(data.train), 1)))
     config = TrainConfig(epochs=epochs, device=device, precision=precision)
     generator = torch.Generator().manual_seed(0)
-    scrambled = permute_pixels(data, torch.randperm(math.prod(data.input_shape[-2:]), generator=generator))
+    scrambled = permute_pixels(data, torch.randperm(math.prod(_positions(data.input_shape)), generator=generator))
     right: dict[str, list[tuple[bool, ...]]] = {}
     variants = {"original": (cnn, data), "permuted": (cnn, scrambled), "mlp": (mlp, data)}
     if len(data.input_shape) == 4:
@@ -144,24 +168,31 @@ def check(data: Dataset, seeds: int = 3, device: str = "auto", precision: str = 
     return CheckResult(
         str(cnn), str(mlp), len(data.test), accuracy["original"], accuracy["permuted"], accuracy["mlp"],
         accuracy.get("frames"), right={name: tuple(runs) for name, runs in right.items()},
+        signals=len(data.input_shape) == 2,
     )
 
 
+def _positions(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes the permutation scrambles: a signal's instants (L), a picture's or every frame's pixels (H, W)."""
+    return input_shape[1:] if len(input_shape) == 2 else input_shape[-2:]
+
+
 def cnn_spec(input_shape: tuple[int, ...]) -> Spec:
-    """The probe CNN: two 3x3 convolutions with batch norm, pooled while the input is large enough, then an
-    average over all positions before the class layer.
+    """The probe CNN: two 3x3 convolutions (of 7 and 5 instants for signals) with batch norm, pooled while the
+    input is large enough, then an average over all positions before the class layer.
 
     The average makes it a network of local patterns alone (it cannot learn a weight per position, as its
     fully connected layer could): on data whose nearby values mean something it does well, on the same data
     with its positions scrambled it loses what it had. Small on purpose: it learns fast where there is
     anything local to learn.
     """
-    side = min(input_shape[-2:])
-    layers = ["conv16x3 bn relu"]
+    side = min(_positions(input_shape))
+    first, second = (7, 5) if len(input_shape) == 2 else (3, 3)  # a signal's patterns span more instants
+    layers = [f"conv16x{first} bn relu"]
     if side >= 8:
         layers.append("maxpool2")
         side //= 2
-    layers.append("conv32x3 bn relu")
+    layers.append(f"conv32x{second} bn relu")
     if side >= 8:
         layers.append("maxpool2")
         side //= 2
@@ -181,10 +212,12 @@ def mlp_spec(input_shape: tuple[int, ...], classes: int) -> Spec:
 
 
 def permute_pixels(data: Dataset, permutation: torch.Tensor) -> Dataset:
-    """Every split with its pixel positions (row and column together) put in one fixed other order."""
+    """Every split with its pixel positions (row and column together), or a signal's instants, put in one fixed
+    other order."""
+    axes = len(_positions(data.input_shape))
 
     def scramble(split: Split) -> Split:
-        flat = split.x.reshape(*split.x.shape[:-2], permutation.numel())
+        flat = split.x.reshape(*split.x.shape[:-axes], permutation.numel())
         return Split(flat[..., permutation].reshape(split.x.shape).contiguous(), split.y)
 
     return replace(data, train=scramble(data.train), val=scramble(data.val), test=scramble(data.test))
@@ -212,7 +245,7 @@ def _probe(data: Dataset) -> Dataset:
 def _test_right(spec: Spec, data: Dataset, config: TrainConfig) -> tuple[bool, ...]:
     """Train spec on data's training split; which test samples it then classifies right."""
     model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
-    normalization = Normalization.of(data.train.x)
+    normalization = Normalization.of(data.train.x, series=data.normalize == "series")
     fit(model, data, normalization, config)
     guesses = predict_logits(model, data.test.x, normalization).argmax(1).cpu()
     return tuple((guesses == data.test.y).tolist())

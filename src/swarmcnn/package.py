@@ -13,6 +13,7 @@ import torch
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset
 from swarmcnn.designs import spec_of
+from swarmcnn.errors import SwarmCNNError
 from swarmcnn.memory import allocating
 from swarmcnn.model import check_model_fits
 from swarmcnn.spec import Spec
@@ -37,6 +38,9 @@ def check_trainable(spec: Spec, data: Dataset, config: TrainConfig) -> None:
     from swarmcnn.hardware import resolve_device
 
     spec.shapes(data.input_shape)
+    if config.flip and len(data.input_shape) == 2:
+        raise SwarmCNNError("flip mirrors pictures left to right; a signal has no mirror image (time runs one way): "
+                            "leave --flip out for signals")
     device = resolve_device(config.device or "auto")  # a CUDA device's own free memory counts there
     batch = config.batch_size or default_batch_size(len(data.train))
     for size, training in ((batch, True), (EVALUATION_BATCH, False)):
@@ -63,7 +67,7 @@ def train_model(
     spec = spec_of(spec)
     check_trainable(spec, data, config)
     model = build_seeded(spec, data.input_shape, len(data.class_names), config.seed)
-    normalization = Normalization.of(data.train.x)
+    normalization = Normalization.of(data.train.x, series=data.normalize == "series")
     with allocating("training", config.device):  # the checks above are estimates: a failure is still one line
         result = fit(model, data, normalization, config, reporter=reporter)
         test = evaluate(model, data.test, normalization)

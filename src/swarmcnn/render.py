@@ -2,6 +2,7 @@
 
 Small inputs (8×8 digits) are enlarged by whole pixels so that nothing is smoothed away; the heat colours
 are matplotlib's `inferno` map (dark = no evidence, yellow = strongest), laid over a grey copy of the input.
+Signals (C, L) are drawn as lines instead, by `swarmcnn.render_signals`: each function here hands them on.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ OVERLAY = 0.55  # weight of the heat colour over the grey input
 def features_image(weight: torch.Tensor, columns: int = 8) -> Image.Image:
     """The features (filters) of a convolution, one cell each, grey 128 = 0.
 
-    weight: (F, C, K, K) for images, (F, C, Kt, K, K) for video, whose K time slices go side by side.
-    Each feature is scaled on its own, so that a weak one is as readable as a strong one.
+    weight: (F, C, K, K) for images, (F, C, Kt, K, K) for video, whose K time slices go side by side; (F, C, K)
+    for signals, drawn as short curves. Each feature is scaled on its own, so that a weak one is as readable as a
+    strong one.
     """
+    if weight.dim() == 3:
+        from swarmcnn import render_signals
+
+        return render_signals.features_image(weight, columns)
     weight = weight.detach().float().cpu()
     if weight.dim() == 4:
         weight = weight[:, :, None]  # one time slice
@@ -42,7 +48,12 @@ def features_image(weight: torch.Tensor, columns: int = 8) -> Image.Image:
 
 
 def explanation_image(x: torch.Tensor, explanation: Explanation, title: str) -> Image.Image:
-    """The input beside its evidence map; for a video, its frames above their maps."""
+    """The input beside its evidence map; for a video, its frames above their maps; for a signal, its lines with
+    the evidence shaded under them."""
+    if x.dim() == 2:
+        from swarmcnn import render_signals
+
+        return render_signals.signal_image(x, explanation.heatmap, title)
     x = x.detach().cpu()
     video = x.dim() == 4
     pictures = _as_uint8(x if video else x[:, None])  # (C, T, H, W)
@@ -114,7 +125,11 @@ def _tile(pictures: list[Image.Image], horizontal: bool, gap: int = GAP) -> Imag
 
 
 def input_image(x: torch.Tensor) -> Image.Image:
-    """A stored input enlarged: a picture, or a clip's frames side by side."""
+    """A stored input enlarged: a picture, or a clip's frames side by side; a signal as lines."""
+    if x.dim() == 2:
+        from swarmcnn import render_signals
+
+        return render_signals.signal_image(x)
     x = x.detach().cpu()
     pictures = _as_uint8(x if x.dim() == 4 else x[:, None])  # (C, T, H, W)
     scale = max(1, math.ceil(CELL / max(pictures.shape[2:])))
@@ -123,7 +138,12 @@ def input_image(x: torch.Tensor) -> Image.Image:
 
 def maps_image(maps: torch.Tensor, limit: int = 16, columns: int = 8, title: str | None = None) -> Image.Image:
     """A layer's feature maps (C, H, W), the first `limit`, in grey on one scale for the whole layer (black = its
-    lowest value, white = its highest), so that a weak map looks weak; under `title` when one is given."""
+    lowest value, white = its highest), so that a weak map looks weak; under `title` when one is given. A signal's
+    maps (C, L) are lines."""
+    if maps.dim() == 2:
+        from swarmcnn import render_signals
+
+        return render_signals.maps_image(maps, limit, title)
     maps = maps.detach().float().cpu()[:limit]
     low, high = float(maps.min()), float(maps.max())
     pixels = ((maps - low) / ((high - low) or 1.0) * 255).round().to(torch.uint8).numpy()
@@ -137,7 +157,11 @@ def match_image(
     match: torch.Tensor, feature: torch.Tensor | None = None, title: str | None = None
 ) -> Image.Image:
     """A match map (H, W) of values in -1..1: black -1, grey 0, white 1; the feature (C, K, K) or (C, Kt, K, K)
-    beside it as `features_image` draws it, and `title` above, when given."""
+    beside it as `features_image` draws it, and `title` above, when given; a signal's match (L,) is a curve."""
+    if match.dim() == 1:
+        from swarmcnn import render_signals
+
+        return render_signals.match_image(match, feature, title)
     pixels = ((match.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     picture = _enlarge(_to_rgb(pixels[None]), max(1, math.ceil(CELL / max(pixels.shape))))
     if feature is not None:

@@ -248,8 +248,10 @@ def _data_summary(data, data_problem: str | None) -> str:
         return f"<p>The data set: {html.escape(data_problem or 'not read')}.</p>"
     counts = np.bincount(data.test.y.numpy(), minlength=len(data.class_names)) if len(data.test) else []
     return _facts("The data set", {
-        "inputs": "×".join(map(str, data.input_shape)) + (" (channels, frames, height, width)"
-                                                           if len(data.input_shape) == 4 else ""),
+        "inputs": "×".join(map(str, data.input_shape)) + {2: " (channels, instants)",
+                                                          4: " (channels, frames, height, width)"}.get(
+                                                              len(data.input_shape), ""),
+        **({"signals": data.signal.describe()} if getattr(data, "signal", None) is not None else {}),
         "classes": f"{len(data.class_names)}: {', '.join(data.class_names[:20])}"
                    + (" ..." if len(data.class_names) > 20 else ""),
         "samples": f"train {len(data.train)}, validation {len(data.val)}, test {len(data.test)}",

@@ -240,6 +240,8 @@ def misclassified_figure(test, guesses, names) -> str:
     wrong = torch.nonzero(guesses != test.y).flatten()
     if len(wrong) == 0:
         return "<p>No test example is misclassified.</p>"
+    if test.x.dim() == 3:  # signals (N, C, L): lines, not pictures
+        return _misclassified_signals(test, guesses, names, wrong)
     video = test.x.dim() == 5  # (N, C, T, H, W): a clip is shown by its middle frame
     cells = []
     for i in wrong[:MISCLASSIFIED_SHOWN].tolist():
@@ -249,3 +251,26 @@ def misclassified_figure(test, guesses, names) -> str:
     frame = " (each clip's middle frame)" if video else ""
     caption = f"Misclassified test examples: {min(len(wrong), MISCLASSIFIED_SHOWN)} of {len(wrong)}{frame}."
     return figure_html("misclassified", "".join(cells), caption)
+
+
+def _misclassified_signals(test, guesses, names, wrong) -> str:
+    """The misclassified series as small line plots, every channel a colour, titled with the true and said class."""
+    plt = pyplot()
+    shown = wrong[:MISCLASSIFIED_SHOWN].tolist()
+    columns = min(4, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(2.4 * columns, 1.5 * rows), squeeze=False)
+    for axes in grid.flat[len(shown):]:
+        axes.set_visible(False)
+    for axes, i in zip(grid.flat, shown):
+        for line in test.x[i][:6].numpy():  # at most six channels, for legibility
+            axes.plot(line, linewidth=0.7)
+        axes.set_title(f"true {names[int(test.y[i])]}, said {names[int(guesses[i])]}", fontsize=7)
+        axes.tick_params(labelsize=5)
+        axes.margins(x=0)
+    figure.tight_layout()
+    channels = test.x.shape[1]
+    which = "its channels" if channels <= 6 else f"its first 6 of {channels} channels"
+    caption = (f"Misclassified test examples: {len(shown)} of {len(wrong)}, each series drawn over time ({which}, "
+               "one colour each).")
+    return figure_html("misclassified", svg(figure), caption)

@@ -22,13 +22,14 @@ from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.errors import SwarmCNNError
 
 SHOWN_MAPS = 16  # feature maps drawn per layer at most
-_CONVS = (nn.Conv2d, nn.Conv3d)
-_POOLS = (nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.AvgPool3d)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 
 
 @dataclass(frozen=True)
 class LayerView:
-    """One layer's output for the input: (C, H, W) maps (for a clip, its middle frame) and the layer's words."""
+    """One layer's output for the input: (C, H, W) maps (for a clip, its middle frame; for a signal (C, L)) and the
+    layer's words."""
 
     position: int
     name: str  # as the spec writes it: conv8x3, relu, maxpool2
@@ -63,7 +64,7 @@ def layer_views(trained: TrainedModel, x: torch.Tensor) -> list[LayerView]:
                 break
             value = layer(value)
             if isinstance(layer, (*_CONVS, nn.ReLU, *_POOLS)):
-                maps = value[0] if value.dim() == 4 else value[0, :, value.shape[2] // 2]
+                maps = value[0] if value.dim() in (3, 4) else value[0, :, value.shape[2] // 2]
                 name = names[position] if position < len(names) else type(layer).__name__
                 views.append(LayerView(position, name, layer, maps.clone(), tuple(value.shape[1:])))
     return views
@@ -81,7 +82,7 @@ def match_map(x: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
     feature's weak weights thereby count little, where dividing by the pixel count would cap its best match
     below 1. The ratio does not change when w is scaled. The border is padded with 0 (no evidence).
     """
-    convolve = F.conv2d if feature.dim() == 3 else F.conv3d
+    convolve = {2: F.conv1d, 3: F.conv2d, 4: F.conv3d}[feature.dim()]
     padding = tuple(size // 2 for size in feature.shape[1:])
     total = float(feature.abs().sum()) or 1.0
     return convolve(x[None].float(), feature[None].float(), padding=padding)[0, 0] / total
@@ -124,6 +125,14 @@ SENTENCES = {
     "pooling": "Pooling: a window walks over each map and keeps its maximum (or average): the stack shrinks to "
     "{shape} and keeps the strongest matches.",
 }
+SIGNAL_SENTENCES = {  # the same steps along time
+    "convolution": "Convolution: each of its {features} features, a short stretch of signal over all channels, is "
+    "lined up with every stretch of the input, multiplied instant by instant and added up; a map is high where its "
+    "feature is found. Output {shape}.",
+    "ReLU": SENTENCES["ReLU"],
+    "pooling": "Pooling: a window of instants walks along each map and keeps its maximum (or average): the series "
+    "shrink to {shape} and keep the strongest matches.",
+}
 
 
 def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, feature: int | None = None) -> dict:
@@ -144,7 +153,7 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
         title = f"layer {view.position + 1}: {view.name}, output {plain}"
         render.maps_image(view.maps, SHOWN_MAPS, title=title).save(out / picture)
         features = view.module.out_channels if view.kind == "convolution" else ""
-        sentence = SENTENCES[view.kind].format(features=features, shape=shape)
+        sentence = (SIGNAL_SENTENCES if x.dim() == 2 else SENTENCES)[view.kind].format(features=features, shape=shape)
         files["layers"].append({
             "layer": view.position, "name": view.name, "kind": view.kind, "shape": list(view.shape),
             "picture": picture,
@@ -152,17 +161,20 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
         sections.append((picture, html.escape(f"Layer {view.position + 1}, {view.name}. {sentence}")))
     if any(isinstance(layer, _CONVS) for layer in trained.module):
         chosen, matches = first_layer_match(trained, x, feature)
-        shown = matches if matches.dim() == 2 else matches[matches.shape[0] // 2]
+        shown = matches if matches.dim() <= 2 else matches[matches.shape[0] // 2]
         files["match"], files["feature"] = "stack-match.png", chosen
         first = next(layer for layer in trained.module if isinstance(layer, _CONVS))
-        title = f"feature {chosen} of the first convolution, and its match with each patch (white 1, black -1)"
+        signal = x.dim() == 2
+        patch, unit = ("stretch", "instant") if signal else ("patch", "pixel")
+        scale = "1 at the top, -1 at the bottom" if signal else "white 1, black -1"
+        title = f"feature {chosen} of the first convolution, and its match with each {patch} ({scale})"
         render.match_image(shown, first.weight[chosen], title=title).save(out / files["match"])
         sections.append((files["match"], html.escape(
-            f"The match of feature {chosen} of the first layer with each patch: the sum of pixel × feature "
-            f"products divided by the number of pixels in the feature, on the input scaled to ±1 and the feature "
-            f"scaled to ±1 (each pixel counted by its weight's share), so a patch of the feature's signs reads 1 "
-            f"(white), its opposite -1 (black); best here "
-            f"{float(shown.max()):.2f}."
+            f"The match of feature {chosen} of the first layer with each {patch}: the sum of {unit} × feature "
+            f"products divided by the number of {unit}s in the feature, on the input scaled to ±1 and the feature "
+            f"scaled to ±1 (each {unit} counted by its weight's share), so a {patch} of the feature's signs reads 1 "
+            f"({'the top' if signal else 'white'}), its opposite -1 ({'the bottom' if signal else 'black'}); best "
+            f"here {float(shown.max()):.2f}."
         )))
     result = votes(trained, x)
     files["votes"] = "stack-votes.png"

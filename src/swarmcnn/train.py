@@ -361,8 +361,10 @@ def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, fli
     Shifts pad with zeros, the black of stored pictures (in normalised units the border would be grey).
 
     One gather for the whole batch (as airbench's batch crops), no per-sample Python; video clips are
-    shifted as a whole, every frame alike.
+    shifted as a whole, every frame alike; signals (N, C, L) along time only, every channel alike.
     """
+    if x.dim() == 3:
+        return _shifted_in_time(x, generator) if shift else x
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     if shift:
         pad = max(1, min(h, w) // 8)
@@ -376,6 +378,17 @@ def augment(x: torch.Tensor, generator: torch.Generator, shift: bool = True, fli
         flipped = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(flipped.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
     return x
+
+
+def _shifted_in_time(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each signal of a batch (N, C, L) shifted by up to L/8 instants, early or late. The instants that come in
+    repeat the edge: a signal's 0 is no black, and zeros would add a step that no recording has."""
+    n, length = x.shape[0], x.shape[-1]
+    pad = max(1, length // 8)
+    padded = F.pad(x.float(), (pad, pad), mode="replicate").to(x.dtype)
+    offset = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(x.device)
+    index = (torch.arange(length, device=x.device) + offset)[:, None, :].expand(n, x.shape[1], length)
+    return torch.gather(padded, 2, index)
 
 
 @torch.inference_mode()

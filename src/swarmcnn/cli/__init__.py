@@ -35,7 +35,7 @@ def _command(name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="swarmcnn",
-        description="Design, train and explain small convolutional neural networks for images and videos.",
+        description="Design, train and explain small convolutional neural networks for images, videos and signals.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -13,7 +13,8 @@ def add_parser(commands) -> None:
         "check",
         help="is a CNN the right tool for this data? (does scrambling its pixel positions cost a CNN?)",
         description="Train the same small CNN briefly on DATA as it is and with its pixel positions scrambled "
-        "by one fixed permutation (and, for clips, with each clip's frames shuffled), and a fully connected "
+        "by one fixed permutation (for signals, their time steps; and, for clips, with each clip's frames "
+        "shuffled), and a fully connected "
         "net of about the same size, over --seeds seeds; print the test accuracies and whether a CNN is "
         "advised: it is where scrambling costs the CNN clearly more than noise.",
         epilog="examples:\n  swarmcnn check digits\n  swarmcnn check ../my-pictures --json",

@@ -25,8 +25,9 @@ def add_parser(commands) -> None:
         "for each input the input beside a heat map of the evidence for the predicted class (or --target). "
         "Methods: gradcam (Grad-CAM on the last convolution: coarse, fast), integrated-gradients "
         "(pixel-sharp), occlusion (hides a window walked over the input and measures the drop of the score). "
-        "Video models explain clips frame by frame, with each frame's share of the evidence. For the first "
-        "input, stack/index.html shows it step by step: the feature maps after every convolution, ReLU and "
+        "Video models explain clips frame by frame, with each frame's share of the evidence; models of signals "
+        "draw each channel as a line with the evidence shaded under it (FILEs of cases: .ts, .tsv, .npy). For the "
+        "first input, stack/index.html shows it step by step: the feature maps after every convolution, ReLU and "
         "pooling layer, the match of a first-layer feature, and the class votes.",
         epilog="examples:\n  swarmcnn explain runs/digits/best --data digits --samples 8 --out why/\n"
         "  swarmcnn explain models/digits a.png b.png --method occlusion --target 7 --out why/ --json",
@@ -116,14 +117,15 @@ def _inputs_to_explain(args: argparse.Namespace, trained):
     """Names, stored inputs and true classes (None for files): the FILEs, then --samples test inputs of --data."""
     import torch
 
-    from swarmcnn.data import load_image_file
+    from swarmcnn.data import load_inputs
 
     if not args.files and args.data is None:
         raise SwarmCNNError("give FILEs to explain, or --data DATA to explain inputs of its test split")
     if args.samples < 1:
         raise SwarmCNNError(f"--samples must be at least 1, got {args.samples}")
-    names = list(args.files)
-    inputs = [load_image_file(path, trained.input_shape) for path in args.files]
+    origins, loaded = load_inputs(args.files, trained.input_shape) if args.files else ([], [])
+    names = [path if case is None else f"{path}[{case}]" for path, case in origins]  # cases of files of signals
+    inputs = list(loaded)
     truths = [None] * len(names)
     if args.data is not None:
         test = load_data_for(trained, args.data, args.image_size, args.model).test

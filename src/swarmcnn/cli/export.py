@@ -15,7 +15,8 @@ def add_parser(commands) -> None:
         help="write a model as one ONNX or TorchScript file that runs without swarmcnn",
         description="Write a model directory as one file: ONNX (for onnxruntime, in any language; needs "
         "pip install 'swarmcnn[onnx]') or TorchScript (for libtorch). The file takes stored pixel values, "
-        "(N, C, H, W) or for video (N, C, T, H, W), normalises them itself and returns class probabilities; "
+        "(N, C, H, W) or for video (N, C, T, H, W), or float32 signals (N, C, L), normalises them itself and "
+        "returns class probabilities; "
         "class names, input shape and spec are in its metadata. It is run again from disk on a few inputs of "
         "the model's data source (random ones where that cannot be read) and refused, nothing written, when "
         "it differs from PyTorch by more than 1e-4.",
@@ -33,7 +34,7 @@ def add_parser(commands) -> None:
         choices=("uint8", "float32"),
         help="the input's type (default: the type the model was trained on): uint8 pixel values 0..255, as image "
         "files hold them, or float32 in the training data's units (a model trained on float data, such as an .npz "
-        "of floats, takes only float32; a uint8 model takes it too)",
+        "of floats, takes only float32; a uint8 model takes it too; signals take only float32)",
     )
     export.add_argument("--force", action="store_true", help="replace the file already at --out")
     export.add_argument("--json", action="store_true", help="print one JSON object describing the file")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     kind = f"ONNX opset {exported.opset}" if exported.format == "onnx" else "TorchScript"
     runner = "onnxruntime" if exported.format == "onnx" else "torch.jit.load"
     print(
-        f"exported {args.model} to {out}: {kind}, input 'pixels' {exported.input_dtype} {shape} -> "
+        f"exported {args.model} to {out}: {kind}, input '{exported.input_name}' {exported.input_dtype} {shape} -> "
         f"'probabilities' N×{exported.classes}; {runner} agrees with PyTorch within {exported.max_difference:.1e} "
         f"on {exported.checked_on}"
     )

@@ -123,6 +123,19 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         help="train and validate on at most the first N samples of each class (a quicker trial on a large set); "
         "a test split of the source's own is kept whole",
     )
+    group.add_argument(
+        "--length",
+        type=whole(1),
+        metavar="N",
+        help="signals: bring every series to N instants by linear interpolation (default: the longest series)",
+    )
+    group.add_argument(
+        "--normalize",
+        choices=("channel", "series"),
+        help="signals: 'channel' (default) scales each channel by the training split's mean and deviation; "
+        "'series' first brings each series to mean 0 and deviation 1 on its own (the UCR baselines' "
+        "z-normalisation), for every input, at predict and in exported files too",
+    )
 
 
 def add_model_size_option(parser: argparse.ArgumentParser) -> None:
@@ -273,12 +286,15 @@ def load_data_for(trained, source: str, image_size: tuple[int, int] | None, mode
         raise SwarmCNNError(f"the data settings stored with the model (field 'data' of model.json): {error}") from None
     if image_size is not None:
         config = replace(config, image_size=image_size)
+    if len(trained.input_shape) == 2:  # signals of any length are brought to the model's, as at training time
+        config = replace(config, length=trained.input_shape[-1])
     data = load_data(source, config)
     if tuple(data.input_shape) != tuple(trained.input_shape):
+        hint = (f"pass --image-size {trained.input_shape[-2]}x{trained.input_shape[-1]}" if len(data.input_shape) > 2
+                else "a model of signals takes the channels it was trained on")
         raise SwarmCNNError(
             f"data '{source}' gives inputs {'×'.join(map(str, data.input_shape))} but the model expects "
-            f"{'×'.join(map(str, trained.input_shape))}; pass --image-size {trained.input_shape[-2]}x"
-            f"{trained.input_shape[-1]}"
+            f"{'×'.join(map(str, trained.input_shape))}; {hint}"
         )
     if tuple(data.class_names) != tuple(trained.class_names):
         raise SwarmCNNError(

@@ -30,7 +30,8 @@ def add_parser(commands) -> None:
         epilog='example:\n  swarmcnn train digits --arch "conv32x3 bn relu maxpool2 fc64 relu" --epochs 10 --out m',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("data", help="digits, shapes, a folder of class sub-folders, a folder of IDX files, or x.npz")
+    train.add_argument("data", help="digits, shapes, bumps, a folder of class sub-folders, a folder of IDX files, "
+                       "x.npz, or series files (NAME_TRAIN.ts, .tsv, or a folder holding NAME_TRAIN and NAME_TEST)")
     train.add_argument("--arch", required=True, metavar="SPEC", help=ARCH_HELP)
     train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     train.add_argument("--force", action="store_true", help="replace the model already in --out")
@@ -51,8 +52,10 @@ def add_parser(commands) -> None:
         help="stop after this many epochs without a better validation loss and keep the best weights "
         "(default: off, the schedule runs to its end)",
     )
-    train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture")
-    train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters)")
+    train.add_argument("--augment", action="store_true", help="random shifts of up to 1/8 of the picture (of the "
+                       "series' length, along time, for signals)")
+    train.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or letters, "
+                       "nor signals)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     add_data_options(train)
     add_runtime_options(train, threads=FREE_CORES)
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             f"training [bold]{spec}[/] on {data.source}: {len(data.train)} train, {len(data.val)} val, "
             f"{len(data.test)} test, input {'×'.join(map(str, data.input_shape))}, "
             f"{spec.num_params(data.input_shape, len(data.class_names)):,} parameters"
+            + (f"; signals of {data.signal.describe()}" if data.signal is not None else "")
         )
     reporter = None if args.quiet else RichTrainReporter()
     trained, result, test = train_model(spec, data, config, reporter, data_config)
