@@ -69,8 +69,9 @@ from swarmcnn.train import Normalization
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 OUTCOMES_FILE = "outcomes.jsonl"
 METHODS = [*list_strategies(), *DESIGNS]
-# the baselines, run by default; `vgg-3block` (the design the search starts from on photos) on request
-DEFAULT_METHODS = [m for m in METHODS if m != "vgg-3block"]
+# the search's own strategies against random search and every starting design trained alone (vgg-small, tpe and
+# psocnn on request)
+DEFAULT_METHODS = [m for m in METHODS if m not in ("vgg-small", "tpe", "psocnn")]
 LOADED = "pso loaded"  # pso beside a CPU-bound process on one core
 
 
@@ -119,6 +120,10 @@ class Outcome:
     final_epochs_trained: float = 0.0
     final_cut_by_time: bool = False
     precision: str = "fp32"  # as trained (rows saved before this field existed were all fp32)
+    found_by: str = "design"  # the final network: a starting design, or a swarm find (search/provenance.py)
+    nearest_design: str | None = None  # and the design nearest to it, in layer edits
+    design_distance: int = 0
+    scored: int = 1  # architectures the search gave a fitness (trained at rung 0, or scored by the supernet)
 
 
 # -- the methods -----------------------------------------------------------------------------------------
@@ -143,13 +148,15 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
     search.journal.close()
     seconds = time.perf_counter() - started
     journal = Journal.open(run_dir)
-    final, records = journal.get("final"), journal.evaluations()
+    final, records, scored = journal.get("final"), journal.evaluations(), journal.get("scored", None)
     journal.close()
     params = design_params(summary.best_spec, search.data)
+    found = final.get("provenance") or {}
     return Outcome(
         name, seed, summary.test_accuracy, params, seconds, summary.best_spec, len(records),
         candidate_counts(records), final["final_epochs"], final["final_epochs_trained"], final["final_cut_by_time"],
-        bench.resolved_precision,
+        bench.resolved_precision, found.get("found_by", "design"), found.get("nearest_design"),
+        found.get("design_distance", 0), scored if isinstance(scored, int) else len(records),
     )
 
 
@@ -267,8 +274,11 @@ def print_table(name: str, result: dict) -> None:
     loads = "" if load is None else f"; load average {load:.1f} before, {result['load_average_after']:.1f} after"
     per_class = f", {result['per_class']} per class" if result["per_class"] else ""
     print(f"\n{name} ({result['source']}{per_class}): budget {result['budget']:g}s per run{loads}")
-    print(f"{'method':<11} {'prec':>4} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} {'params':>15} "
-          f"{'wall s':>6} {'cands':>6} {'tr/co/re/fa %':>13} {'final ep (trained)':>18}")
+    print(f"{'method':<14} {'prec':>4} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} "
+          f"{'margin':>6} {'found by':>9} {'params':>15} {'wall s':>6} {'cands':>6} {'scored':>6} "
+          f"{'tr/co/re/fa %':>13} {'final ep (trained)':>18}")
+    designs = [s["test_accuracy_mean"] for m, s in result["methods"].items() if m in DESIGNS and s["runs"]]
+    best_design = max(designs, default=None)
     for method, summary in result["methods"].items():
         runs = summary["runs"]
         if not runs:
@@ -279,12 +289,18 @@ def print_table(name: str, result: dict) -> None:
         epochs = (f"{statistics.fmean(r['final_epochs'] for r in runs):.1f} "
                   f"({statistics.fmean(r['final_epochs_trained'] for r in runs):.1f})")
         precision = "/".join(sorted({r["precision"] for r in runs}))
-        print(f"{method:<11} {precision:>4} {len(runs):>5} {accuracy:>23} {spread:>13} {params:>15} "
-              f"{statistics.fmean(r['seconds'] for r in runs):>6.0f} "
-              f"{statistics.fmean(r['evaluations'] for r in runs):>6.1f} {shares(runs):>13} {epochs:>18}")
-    print("std: sample standard deviation over seeds; wall s, cands (candidates at rung 0) and final epochs: means "
-          "over seeds; tr/co/re/fa: candidates trained to their planned images / compressed by their time limit / "
-          "refused untrained / failed")
+        margin = "" if best_design is None else f"{100 * (summary['test_accuracy_mean'] - best_design):+.2f}"
+        finds = sum(r.get("found_by") == "swarm" for r in runs)
+        found = "design" if method in DESIGNS else f"swarm {finds}/{len(runs)}"
+        scored = statistics.fmean(r.get("scored", r["evaluations"]) for r in runs)
+        print(f"{method:<14} {precision:>4} {len(runs):>5} {accuracy:>23} {spread:>13} {margin:>6} {found:>9} "
+              f"{params:>15} {statistics.fmean(r['seconds'] for r in runs):>6.0f} "
+              f"{statistics.fmean(r['evaluations'] for r in runs):>6.1f} {scored:>6.0f} {shares(runs):>13} "
+              f"{epochs:>18}")
+    print("std: sample standard deviation over seeds; margin: the mean less the best design's mean; found by: runs "
+          "whose final network was a swarm find, not a starting design; wall s, cands (candidates trained at rung 0), "
+          "scored (architectures given a fitness) and final epochs: means over seeds; tr/co/re/fa: candidates "
+          "trained to their planned images / compressed by their time limit / refused untrained / failed")
 
 
 def _span(values: list, show) -> str:

@@ -13,8 +13,13 @@ epochs and threads, and are tested on the data's own test split, side by side in
 
 Neither side uses the validation split: it is the same training data for both.
 
+`--seconds S` compares at equal time instead: every fit row trains for S seconds (its schedule driven by the
+time, so that it ends annealed whatever its pace), and the plain loop, which has no clock, is left out. This is
+how a recipe is chosen for the search, whose every training has a time, not a number of epochs.
+
     python benchmarks/train_recipe.py [--data mnist-5k cifar10-dev] [--per-class 1000] [--nets vgg-small lenet5]
-        [--epochs 8] [--seeds 0 1 2] [--augment] [--flip] [--variant lr=0.002 ...] [--threads N] [--json]
+        [--epochs 8 | --seconds 150] [--seeds 0 1 2] [--augment] [--flip] [--variant lr=0.002 ...] [--threads N]
+        [--json]
 
 DATA is a name below (real data beside the project, never copied into it), a built-in name or a path.
 """
@@ -78,11 +83,15 @@ def train_plain(spec: Spec, data: Dataset, epochs: int, seed: int, shift: bool, 
 
 
 def train_fit(
-    spec: Spec, data: Dataset, epochs: int, seed: int, shift: bool, flip: bool, overrides: dict
+    spec: Spec, data: Dataset, epochs: int, seed: int, shift: bool, flip: bool, overrides: dict,
+    seconds: float | None = None,
 ) -> tuple[float, float]:
-    """fit's test accuracy, and with flip test-time augmentation (the mean over each picture and its mirror)."""
+    """fit's test accuracy, and with flip test-time augmentation (the mean over each picture and its mirror);
+    with seconds, a schedule driven by that time (epochs far more than it holds)."""
     model = build_seeded(spec, data.input_shape, len(data.class_names), seed)
     normalization = Normalization.of(data.train.x)
+    if seconds is not None:
+        epochs, overrides = 10_000, {"max_seconds": seconds, **overrides}
     config = TrainConfig(epochs=epochs, seed=seed, augment=shift, flip=flip, **overrides)
     no_val = replace(data, val=type(data.val)(data.val.x[:0], data.val.y[:0]))
     fit(model, no_val, normalization, config)
@@ -110,6 +119,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=1000, help="first N training samples per class (1000)")
     parser.add_argument("--nets", nargs="+", default=["vgg-small"], help=f"of {', '.join(DESIGNS)}, or specs")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seconds", type=float, help="train every fit row for this time instead (no plain row)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--augment", action="store_true", help="random shifts, both sides")
     parser.add_argument("--flip", action="store_true", help="random horizontal flips, both sides")
@@ -121,7 +131,8 @@ def main() -> None:
     rows = {"fit": {}, **{f"fit {v}": parse_variant(v) for v in args.variant}}
     report = {
         "machine": {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads},
-        "epochs": args.epochs, "seeds": args.seeds, "augment": args.augment, "flip": args.flip, "results": [],
+        "epochs": args.epochs, "seconds": args.seconds, "seeds": args.seeds, "augment": args.augment,
+        "flip": args.flip, "results": [],
     }
     for name in args.data:
         if name in NAMED and not NAMED[name].exists():
@@ -130,14 +141,17 @@ def main() -> None:
         data = load(name, args.per_class)
         for net in args.nets:
             spec = Spec.parse(DESIGNS.get(net, net))
-            runs: dict[str, list[tuple[float, float]]] = {PLAIN: []}
+            runs: dict[str, list[tuple[float, float]]] = {} if args.seconds else {PLAIN: []}
             for seed in args.seeds:  # seeds outside, sides alternate: drifting load hits all rows alike
-                started = time.perf_counter()
-                accuracy = train_plain(spec, data, args.epochs, seed, args.augment, args.flip)
-                runs[PLAIN].append((accuracy, time.perf_counter() - started))
+                if not args.seconds:
+                    started = time.perf_counter()
+                    accuracy = train_plain(spec, data, args.epochs, seed, args.augment, args.flip)
+                    runs[PLAIN].append((accuracy, time.perf_counter() - started))
                 for row, overrides in rows.items():
                     started = time.perf_counter()
-                    accuracy, mirrored = train_fit(spec, data, args.epochs, seed, args.augment, args.flip, overrides)
+                    accuracy, mirrored = train_fit(
+                        spec, data, args.epochs, seed, args.augment, args.flip, overrides, args.seconds
+                    )
                     seconds = time.perf_counter() - started
                     runs.setdefault(row, []).append((accuracy, seconds))
                     if args.flip:
@@ -156,12 +170,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}, {args.threads} threads, "
+    budget = f"{args.seconds:g} s each" if args.seconds else f"{args.epochs} epochs"
+    print(f"{budget}, seeds {' '.join(map(str, args.seeds))}, {args.threads} threads, "
           f"torch {torch.__version__}" + (", shifts" if args.augment else "") + (", flips" if args.flip else ""))
-    print(f"{'data':<12} {'train':>6} {'net':<10} {'loop':<48} {'test acc % (mean ± std)':>24} {'seconds':>8}")
+    print(f"{'data':<12} {'train':>6} {'net':<14} {'loop':<48} {'test acc % (mean ± std)':>24} {'seconds':>8}")
     for r in report["results"]:
         accuracy = f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f}"
-        row = f"{r['data']:<12} {r['train']:>6} {r['net']:<10} {r['loop']:<48}"
+        row = f"{r['data']:<12} {r['train']:>6} {r['net']:<14} {r['loop']:<48}"
         print(f"{row} {accuracy:>24} {r['seconds_mean']:>8.1f}")
 
 

@@ -243,6 +243,8 @@ def test_the_designs_offered_are_those_that_fit_the_input_and_a_search_starts_fr
     assert list(fitting((1, 4, 4))) == ["lenet5", "vgg-small"]
     assert list(starting((1, 8, 8))) == ["lenet5", "vgg-3block"]  # a search starts from the deepest VGG that fits
     assert list(starting((1, 4, 4))) == ["lenet5", "vgg-small"]
+    assert list(fitting((3, 32, 32)))[-2:] == ["airbench", "airbench-small"]
+    assert list(starting((3, 32, 32))) == ["lenet5", "vgg-3block", "airbench-small"]  # and airbench's layout
 
 
 @pytest.mark.parametrize(

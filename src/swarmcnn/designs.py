@@ -9,6 +9,15 @@
   class, five minutes on two cores, one seed, side by side) it reached 82.1% test accuracy in 17 epochs where
   `vgg-small` reached 79.2% in 22; it costs about 1.5 times the small design's time per image.
 
+- `airbench`: the network of airbench94 (Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024) in the
+  spec grammar: a fixed 2x2 patch-whitening layer, three blocks of `conv pool bn gelu conv bn gelu` (64, 256 and
+  256 features; pooling right after a block's first convolution, so that its second runs on quarter-size maps),
+  a global max pool and the classifier. airbench's own training tweaks outside the grammar (batch norm without
+  a learned scale, identity-initialised convolutions, a scaled-down classifier) are left out: it is trained by
+  swarmcnn's recipe, as every other network is.
+- `airbench-small`: the same with 64, 128 and 128 features, the widths of airbench93 (about a quarter of the
+  FLOPs of airbench94 on CIFAR-10).
+
 `lenet5` and `vgg-small` fit any input of at least 4x4 (video: 4 frames), `vgg-3block` one of 8x8 (8 frames);
 `fitting` drops those that do not fit a smaller one. A search starts from LeNet-5 and the deepest VGG-style design
 that fits (`starting`).
@@ -25,6 +34,10 @@ DESIGNS = {
     "fc128 relu dropout0.3",
     "vgg-3block": "conv32x3 bn relu conv32x3 bn relu maxpool2 conv64x3 bn relu conv64x3 bn relu maxpool2 "
     "conv128x3 bn relu conv128x3 bn relu maxpool2 fc128 relu dropout0.3",
+    "airbench": "whiten2 gelu conv64x3 maxpool2 bn gelu conv64x3 bn gelu conv256x3 maxpool2 bn gelu conv256x3 bn gelu "
+    "conv256x3 maxpool2 bn gelu conv256x3 bn gelu gmp",
+    "airbench-small": "whiten2 gelu conv64x3 maxpool2 bn gelu conv64x3 bn gelu conv128x3 maxpool2 bn gelu conv128x3 bn "
+    "gelu conv128x3 maxpool2 bn gelu conv128x3 bn gelu gmp",
 }
 
 
@@ -53,7 +66,9 @@ VGG_BY_DEPTH = ("vgg-3block", "vgg-small")
 
 
 def starting(input_shape: tuple[int, ...]) -> dict[str, Spec]:
-    """The designs a search starts from: LeNet-5 and the deepest VGG-style design that fits, by name.
+    """The designs a search starts from: LeNet-5, the deepest VGG-style design that fits and, where it fits,
+    airbench-small (the airbench layout at the widths a CPU budget trains; `airbench` itself, 3.6 times its
+    FLOPs, is a point of the space the swarm may reach), by name.
 
     One VGG-style design, not both: the ladder's short trainings cannot choose between them. On cifar10-dev
     (2,000 photos per class, ten minutes on two cores) the small design led the three-block one after one epoch
@@ -61,7 +76,8 @@ def starting(input_shape: tuple[int, ...]) -> dict[str, Spec]:
     (82.1% against 79.2% in five minutes, seed 1); and climbing both cost the final training 45 s of its 600."""
     fit = fitting(input_shape)
     vgg = next((name for name in VGG_BY_DEPTH if name in fit), None)
-    return {name: spec for name, spec in fit.items() if name not in VGG_BY_DEPTH or name == vgg}
+    chosen = ("lenet5", vgg, "airbench-small")
+    return {name: spec for name, spec in fit.items() if name in chosen}
 
 
 def spec_of(arch: str | Spec) -> Spec:

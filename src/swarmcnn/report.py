@@ -147,6 +147,10 @@ def _architecture(summary: dict, data) -> str:
     if not text:
         return '<p class="pending">No architecture has been scored yet.</p>'
     chosen = "chosen" if summary.get("final") else "best so far (the final choice is pending)"
+    if summary.get("found_by"):
+        from swarmcnn.search.provenance import describe
+
+        chosen += f" network, {html.escape(describe(summary['found_by']))}"
     if data is None:
         return f"<p>The {chosen}: <code>{html.escape(text)}</code> (its data is needed for its shapes).</p>"
     spec, shape, classes = Spec.parse(text), tuple(data.input_shape), len(data.class_names)

@@ -42,7 +42,7 @@ def _checked(source: Path | str, config: DataConfig | None = None) -> None:
         assert len(split) > 0
         assert split.x.dtype in (torch.uint8, torch.float32) and split.y.dtype == torch.int64
         assert tuple(split.x.shape[1:]) == data.input_shape and len(split.x) == len(split.y)
-        assert min(data.input_shape) >= 1 and (data.input_shape[0] in (1, 3) or len(data.input_shape) == 2)
+        assert min(data.input_shape) >= 1  # any channel count: an array keeps every channel (issue 27)
         assert split.x.dtype == torch.uint8 or bool(torch.isfinite(split.x).all())
         assert 0 <= int(split.y.min()) and int(split.y.max()) < len(data.class_names)
 

@@ -8,11 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from swarmcnn.designs import design
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.space import SearchSpace
-from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Pool, Spec
+from swarmcnn.spec import FC, GELU, BatchNorm, Conv, Dropout, GlobalPool, Pool, ReLU, Spec, Whiten
 
-FEATURE_GRID = (8, 12, 16, 24, 32, 48, 64, 96, 128)  # the half-octave grid of the default 8..128
+FEATURE_GRID = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # the half-octave grid of the default 8..256
 NEURON_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256)
 ALMOST_ONE = 1 - 1e-6
 
@@ -39,8 +40,8 @@ def test_default_space_samples_valid_specs_within_its_ranges(shape):
     for spec in sample(space, shape, 200):
         spec.shapes(shape)  # raises if a layer cannot fit
         assert Spec.parse(str(spec)) == spec
-        assert isinstance(spec.layers[0], Conv)
-        assert 1 <= count(spec, Conv) <= 6  # 1..3 blocks of 1..2 convolutions
+        assert isinstance(spec.layers[0], (Conv, Whiten))
+        assert 1 <= count(spec, Conv) <= 8  # 1..4 blocks of 1..2 convolutions
         assert 0 <= count(spec, FC) <= 2
         for conv in kinds(spec, Conv):
             assert conv.features in FEATURE_GRID and conv.size in (3, 5) and conv.stride == 1
@@ -50,7 +51,8 @@ def test_default_space_samples_valid_specs_within_its_ranges(shape):
             assert pool.kind in ("max", "avg") and pool.window in (2, 3) and pool.step == 2
         for dropout in kinds(spec, Dropout):
             assert 0 < dropout.p <= 0.5 and round(dropout.p * 20) == pytest.approx(dropout.p * 20)
-        assert count(spec, Pool) <= 3
+        assert count(spec, Pool) <= 4 and count(spec, GlobalPool) <= 1 and count(spec, Whiten) <= 1
+        assert not (count(spec, ReLU) and count(spec, GELU))  # one activation per network
         first_fc = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, FC)), len(spec.layers))
         assert not any(isinstance(layer, (Conv, Pool)) for layer in spec.layers[first_fc:])
 
@@ -58,14 +60,14 @@ def test_default_space_samples_valid_specs_within_its_ranges(shape):
 def test_the_lowest_corner_of_the_cube_is_the_smallest_network():
     space = SearchSpace()
     spec = space.decode(np.zeros(space.dimensions), (1, 8, 8))
-    assert str(spec) == "conv8x3 bn relu maxpool2 dropout0.05"
+    assert str(spec) == "conv8x3 bn relu maxpool2 dropout0.05"  # flatten head, no stem, relu, pool last
 
 
 @pytest.mark.parametrize("high", [ALMOST_ONE, 1.0, 7.0], ids=["almost-one", "one", "outside"])
 def test_the_highest_corner_of_the_cube_is_the_largest_network(high):
     space = SearchSpace()
     spec = space.decode(np.full(space.dimensions, high), (3, 32, 32))
-    assert str(spec) == " ".join(["conv128x5 bn relu"] * 6 + ["fc256 relu"] * 2)
+    assert str(spec) == " ".join(["whiten2 gelu", *["conv256x5 bn gelu"] * 8, "gmp", *["fc256 gelu"] * 2])
 
 
 def test_points_outside_the_cube_are_clipped_to_it():
@@ -86,7 +88,7 @@ def test_decode_is_deterministic_and_sampling_repeats_with_the_seed():
 def test_sampling_covers_every_value_of_the_space():
     specs = sample(SearchSpace(), (3, 32, 32), 600, seed=1)
     conv_counts = Counter(count(spec, Conv) for spec in specs)
-    assert set(conv_counts) == set(range(1, 7))  # 1 conv: one block of one; 6 convs: three blocks of two
+    assert set(conv_counts) == set(range(1, 9))  # 1 conv: one block of one; 8 convs: four blocks of two
     assert {count(spec, FC) for spec in specs} == {0, 1, 2}
     assert {c.size for spec in specs for c in kinds(spec, Conv)} == {3, 5}
     assert {c.features for spec in specs for c in kinds(spec, Conv)} == set(FEATURE_GRID)
@@ -94,8 +96,54 @@ def test_sampling_covers_every_value_of_the_space():
     assert {p.kind for spec in specs for p in kinds(spec, Pool)} == {"max", "avg"}
     assert {p.window for spec in specs for p in kinds(spec, Pool)} == {2, 3}
     # features are drawn on a log scale: each grid value about as often as the others
-    features = Counter(spec.layers[0].features for spec in specs)
-    assert min(features.values()) > 600 / 9 / 2
+    features = Counter(kinds(spec, Conv)[0].features for spec in specs)
+    assert min(features.values()) > 600 / len(FEATURE_GRID) / 2
+    assert {type(s.layers[0]) for s in specs} == {Conv, Whiten}
+    assert {g.kind for s in specs for g in kinds(s, GlobalPool)} == {"avg", "max"}
+    assert any(count(s, GlobalPool) == 0 for s in specs)  # flattened heads too
+
+
+def test_a_block_pools_after_its_first_convolution_or_after_its_last():
+    first = SearchSpace(blocks=(1, 1), convs_per_block=(2, 2), pool_places=("first",), stems=("none",))
+    last = SearchSpace(blocks=(1, 1), convs_per_block=(2, 2), pool_places=("last",), stems=("none",))
+    position = np.zeros(first.dimensions)
+    assert str(first.decode(position, (1, 8, 8))).startswith("conv8x3 maxpool2 bn relu conv8x3 bn relu")
+    assert str(last.decode(position, (1, 8, 8))).startswith("conv8x3 bn relu conv8x3 bn relu maxpool2")
+
+
+@pytest.mark.parametrize("name", ["vgg-3block", "airbench", "airbench-small"])
+def test_the_designs_are_points_of_the_default_space(name):
+    """Reachable: the design's genes, set one by one, decode to it."""
+    space = SearchSpace()
+    assert str(space.decode(_genes_of(name, space), (3, 32, 32))) == str(design(name))
+
+
+def _genes_of(name: str, space: SearchSpace) -> np.ndarray:
+    """The position of a design, gene by gene (see SearchSpace.decode for their order)."""
+    def at(value, choices):  # the middle of the quantile that picks value
+        return (list(choices).index(value) + 0.5) / len(choices)
+
+    from swarmcnn.search.space import BLOCK_GENES, FC_GENES, HEAD_GENES, _log_grid
+
+    grid = _log_grid(*space.features)
+    u = np.full(space.dimensions, 0.75)  # genes above 0.5: no pool / dropout / bn unless set below
+    blocks = {"vgg-3block": (32, 64, 128), "airbench": (64, 256, 256), "airbench-small": (64, 128, 128)}[name]
+    airbench = name.startswith("airbench")
+    u[0] = at(3, range(space.blocks[0], space.blocks[1] + 1))
+    u[1] = at(1 if name == "vgg-3block" else 0, range(space.fc_layers[0], space.fc_layers[1] + 1))
+    u[2] = at("gmp" if airbench else "flatten", space.heads)
+    u[3] = at("whiten2" if airbench else "none", space.stems)
+    u[4] = at("gelu" if airbench else "relu", space.activations)
+    for b, features in enumerate(blocks):
+        g = HEAD_GENES + BLOCK_GENES * b
+        u[g : g + BLOCK_GENES] = [at(features, grid), at(3, space.feature_sizes), at(2, (1, 2)), 0.25,
+                                  at("max", space.pool_kinds) / 2, at(2, space.pool_windows), at(2, space.pool_strides),
+                                  0.75, at("first" if airbench else "last", space.pool_places)]
+    base = HEAD_GENES + BLOCK_GENES * space.max_blocks
+    if name == "vgg-3block":  # fc128 relu dropout0.3, no bn
+        u[base : base + FC_GENES] = [at(128, _log_grid(*space.neurons)), (0.3 - 0.05) / space.max_dropout / 2,
+                                     0.75, 0.5]
+    return u
 
 
 def test_pools_that_would_shrink_the_picture_below_1x1_are_dropped():

@@ -32,6 +32,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from swarmcnn.display import run_tables, stdout
+    from swarmcnn.search.provenance import describe
     from swarmcnn.search.runs import describe_run
 
     summary = describe_run(args.run, top=args.top)
@@ -46,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     epochs = (
         f"; final training {final['final_epochs_trained']:g} epochs ({final['final_epochs']} planned)" if final else ""
     )
+    found = f", {describe(summary['found_by'])}" if summary.get("found_by") else ""
     stdout.print(
         f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations ({counts}), "
-        f"{summary['status']}; best {summary['best_spec']} (val {'-' if val is None else f'{val:.4f}'}), "
+        f"{summary['status']}; best {summary['best_spec']}{found} (val {'-' if val is None else f'{val:.4f}'}), "
         f"test accuracy {'-' if test is None else f'{test:.4f}'}{epochs}"
     )
     return 0

@@ -171,9 +171,12 @@ def run(args: argparse.Namespace) -> int:
             "would have taken (a longer --budget leaves time to search)"
         )
     if not args.quiet:
+        from swarmcnn.search.provenance import describe
+
         test = "-" if summary.test_accuracy is None else f"{summary.test_accuracy:.4f}"
+        found = f"; {describe(final['provenance'])}" if final.get("provenance") else ""
         stdout.print(
-            f"best spec [bold]{summary.best_spec}[/]: val accuracy {summary.best_val_accuracy:.4f}, "
+            f"best spec [bold]{summary.best_spec}[/]{found}: val accuracy {summary.best_val_accuracy:.4f}, "
             f"test accuracy {test} after {summary.evaluations} evaluations; model in {summary.model_dir}"
         )
     return 0

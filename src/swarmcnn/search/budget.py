@@ -219,3 +219,23 @@ def too_slow(
         return None
     params = spec.num_params(data.input_shape, len(data.class_names))
     return failure(spec, "too-slow", reason, params=params, flops=flops)
+
+
+# A candidate may cost at most REACH times the FLOPs per image of the largest design the search starts from. The
+# designs that fit an input say what a network for it costs; the default space reaches far beyond them (up to
+# eight convolutions of 256 features at full resolution on an 8x8 digit: a thousand times LeNet-5's work), and
+# a search by a count of candidates has no clock to refuse such a candidate by. Four times: the airbench design
+# is 3.6 times the cost of airbench-small, the largest VGG design's neighbour in the space.
+REACH = 4.0
+
+
+def beyond_reach(spec: Spec, data: Dataset, largest: int | None) -> EvaluationRecord | None:
+    """The record of a candidate over REACH times `largest` (FLOPs per image of the largest design), else None."""
+    if largest is None:
+        return None
+    flops = spec.flops(data.input_shape, len(data.class_names))
+    if flops <= REACH * largest:
+        return None
+    params = spec.num_params(data.input_shape, len(data.class_names))
+    reason = f"{flops:,} FLOPs per image, over {REACH:g} times the largest design's {largest:,}"
+    return failure(spec, "too-slow", reason, params=params, flops=flops)

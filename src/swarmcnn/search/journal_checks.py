@@ -171,7 +171,24 @@ FINAL_OPTIONAL: dict[str, Callable] = {
     "final_not_learning": lambda v, f: optional(whole, v, f),
     "curve_exponent": lambda v, f: optional(number, v, f),
     "time_bound": flag,
+    "provenance": lambda v, f: checked_provenance(v, f),
 }
+
+
+def checked_provenance(value, field: str = "provenance") -> dict:
+    """Where the final network came from (search/provenance.py): found_by 'design' or 'swarm', and the rest."""
+    _object(value, field)
+    if value.get("found_by") not in ("design", "swarm"):
+        raise BadValue(f"{field}.found_by", f"{_shown(value.get('found_by'))} is not 'design' or 'swarm'")
+    for name in ("design", "strategy", "nearest_design"):
+        if name in value:
+            text(value[name], f"{field}.{name}")
+    for name in ("generation", "design_distance"):
+        if name in value:
+            whole(value[name], f"{field}.{name}")
+    if "origin" in value:
+        _object(value["origin"], f"{field}.origin")
+    return value
 
 
 def checked_final(value) -> dict:

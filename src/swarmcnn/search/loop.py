@@ -9,24 +9,20 @@ the rungs is the journaled one.
 
 from __future__ import annotations
 
-import dataclasses
-import numbers
 import time
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from swarmcnn.cores import ThreadGovernor, available_cores
-from swarmcnn.data import DataConfig, Dataset, load_data
+from swarmcnn.data import Dataset, load_data
 from swarmcnn.designs import starting
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.hardware import resolve
 from swarmcnn.search import curves
 from swarmcnn.search.budget import (
     FINAL_SHARE,
     Plan,
+    beyond_reach,
     choose_final,
     final_epochs,
     final_pace_limit,
@@ -35,6 +31,7 @@ from swarmcnn.search.budget import (
     plan_search,
     too_slow,
 )
+from swarmcnn.search.config import SearchConfig
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import Executor, ExecutorFactory, InProcess, WorkerProcesses
 from swarmcnn.search.final import final_config, train_final
@@ -50,12 +47,12 @@ from swarmcnn.search.ladder import (
     rung_config,
 )
 from swarmcnn.search.pace import seconds_per_image
-from swarmcnn.search.space import SearchSpace
+from swarmcnn.search.provenance import provenance
+from swarmcnn.search.reporter import SearchReporter, SearchSummary
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
-from swarmcnn.train import Normalization, TrainConfig, TrainReporter
+from swarmcnn.train import Normalization, TrainConfig
 
-DEFAULT_EVALUATIONS = 40  # with neither a budget nor a count
 DEFAULT_FINAL_EPOCHS = 30  # without a budget; with one, the epochs follow from the time left
 BEST_DIR = "best"
 IDLE_GENERATIONS = 25  # generations in a row that propose nothing new: the space is exhausted
@@ -63,143 +60,6 @@ IDLE_GENERATIONS = 25  # generations in a row that propose nothing new: the spac
 # every PACE_EVERY of the budget (at least PACE_MIN_SECONDS), a fraction of a second each
 PACE_EVERY = 0.05
 PACE_MIN_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    source: str
-    strategy: str = "pso"
-    evaluations: int | None = None  # stop after this many candidates (rung 0)
-    budget_seconds: float | None = None  # or after this much wall clock, final training included
-    workers: int = 1
-    seed: int = 0
-    final_epochs: int | None = None  # None: as many as the budget holds, DEFAULT_FINAL_EPOCHS without a budget
-    rungs: int = 2  # promotion rungs above rung 0, each on ETA times the images (0: the best of rung 0 wins)
-    designs: bool = True  # the hand-designed networks (swarmcnn.designs) are the first candidates
-    augment: bool = False  # random shifts in every training (candidates and final)
-    flip: bool = False  # random horizontal flips in every training
-    space: SearchSpace = field(default_factory=SearchSpace)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-
-    def __post_init__(self) -> None:
-        get_strategy(self.strategy)  # an unknown name fails here, before anything runs
-        if self.evaluations is not None and self.evaluations < 1:
-            raise SwarmCNNError(f"--evaluations must be at least 1, got {self.evaluations}")
-        if self.budget_seconds is not None and self.budget_seconds <= 0:
-            raise SwarmCNNError(f"--budget must be positive, got {self.budget_seconds}s")
-        if self.workers < 1:
-            raise SwarmCNNError(f"--workers must be at least 1, got {self.workers}")
-        if self.final_epochs is not None and self.final_epochs < 1:
-            raise SwarmCNNError(f"--final-epochs must be at least 1, got {self.final_epochs}")
-        if self.rungs < 0:
-            raise SwarmCNNError(f"--rungs must not be negative, got {self.rungs}")
-        seed = self.seed  # numpy's generators take no negative seed, torch's none of 2**64 or more
-        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-            raise SwarmCNNError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
-        if self.data.val_fraction == 0:
-            raise SwarmCNNError(
-                "--val-fraction 0 leaves no validation split, and the search scores every candidate on it; "
-                "give a share such as 0.15"
-            )
-        if self.evaluations is None and self.budget_seconds is None:
-            object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
-
-    def on_this_machine(self) -> SearchConfig:
-        """The config with its device and precision decided here ('auto' resolved), so that the journal records
-        what the run uses and a resume keeps it."""
-        hardware = resolve(self.evaluation.device, self.evaluation.precision)
-        evaluation = replace(self.evaluation, device=str(hardware.device), precision=hardware.precision)
-        return replace(self, evaluation=evaluation)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "space": self.space.to_dict()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SearchConfig:
-        """The config of `to_dict`; a value of the wrong type (a file edited by hand) raises TypeError."""
-        data = dict(_typed(DataConfig, values["data"]))
-        if data.get("image_size") is not None:
-            data["image_size"] = tuple(data["image_size"])
-        return cls(
-            **{
-                **_typed(cls, values),
-                "space": SearchSpace.from_dict(values["space"]),
-                "evaluation": EvaluationConfig(**_typed(EvaluationConfig, values["evaluation"])),
-                "data": DataConfig(**data),
-            }
-        )
-
-    @classmethod
-    def from_journal(cls, journal: Journal) -> SearchConfig:
-        """The run's settings as its journal holds them: settings that make no search name the journal damaged."""
-        settings = journal.get("settings")
-        if not isinstance(settings, dict):
-            raise journal.damaged(f"its settings are {type(settings).__name__}, not a JSON object")
-        try:
-            return cls.from_dict(settings)
-        except KeyError as error:
-            raise journal.damaged(f"its settings lack {error}") from None
-        except (SwarmCNNError, TypeError, ValueError, AttributeError) as error:
-            raise journal.damaged(f"its settings make no search: {error}") from None
-
-
-def _typed(kind: type, values: dict) -> dict:
-    """values, each checked against its field's type in the dataclass `kind`; TypeError names the first wrong one."""
-    if not isinstance(values, dict):
-        raise TypeError(f"{kind.__name__} is {values!r}, not a JSON object")
-    hints = typing.get_type_hints(kind)
-    for name, value in values.items():
-        if name in hints and not _is_a(value, hints[name]):
-            raise TypeError(f"{name} is {value!r}, not of type {hints[name]}")
-    return values
-
-
-def _is_a(value, hint) -> bool:
-    """isinstance for the types of config fields as JSON gives them back: an int is a float, a bool is not a number,
-    a list is a tuple, a dataclass is a dict (checked on its own)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_is_a(value, option) for option in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        return isinstance(value, (list, tuple)) and all(_is_a(v, typing.get_args(hint)[0]) for v in value)
-    if hint in (int, float) and isinstance(value, bool):
-        return False
-    if hint is float:
-        return isinstance(value, (int, float))
-    if dataclasses.is_dataclass(hint):
-        return isinstance(value, dict)
-    return isinstance(value, hint) if isinstance(hint, type) else True
-
-
-@dataclass(frozen=True)
-class SearchSummary:
-    best_spec: str
-    best_val_accuracy: float
-    test_accuracy: float
-    evaluations: int
-    seconds: float
-    model_dir: str
-
-
-class SearchReporter:
-    """Receives progress; the CLI's live display subclasses it. The loop itself never prints."""
-
-    def start(self, config: SearchConfig, done: int) -> None: ...
-
-    def evaluated(
-        self,
-        record: EvaluationRecord,
-        best: EvaluationRecord | None,
-        done: int,
-        generation: int,
-        seconds_left: float | None,
-    ) -> None: ...
-
-    def promoted(self, record: EvaluationRecord, epochs: int) -> None: ...
-
-    def final_training(self, spec: str, epochs: int, seconds: float | None) -> TrainReporter | None: ...
-
-    def stop(self) -> None: ...
 
 
 class Search:
@@ -399,8 +259,9 @@ class Search:
         origins = dict(candidates)
         to_train = []
         for text, _ in candidates:
-            refused = None if designs else too_slow(
-                Spec.parse(text), self.data, config, self._all_records(), self._pace_limit()
+            spec = Spec.parse(text)
+            refused = None if designs else beyond_reach(spec, self.data, self._largest_design()) or too_slow(
+                spec, self.data, config, self._all_records(), self._pace_limit()
             )
             if refused is not None:
                 self._record(refused, origins[text])
@@ -410,6 +271,11 @@ class Search:
             self._record(record, origins[to_train[i]])
             if not designs and self._budget_spent():
                 executor.cancel_pending()  # what is already training is still recorded
+
+    def _largest_design(self) -> int | None:
+        """FLOPs per image of the costliest design the search starts from (None without designs)."""
+        classes = len(self.data.class_names)
+        return max((spec.flops(self.data.input_shape, classes) for spec in self.designs.values()), default=None)
 
     def _record(self, record: EvaluationRecord, origin: dict) -> None:
         record = replace(record, generation=self.strategy.generation, origin=origin, rung=0)
@@ -596,8 +462,10 @@ class Search:
         final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter, self.config.data)
         result = final.result
         epochs_trained = round(result.images / max(len(final.data.train), 1), 2)
+        found = provenance(best, self.designs, self.config.strategy)
         # the final training has no validation split (train+val): the spec's validation score is the search's
-        final.trained.metrics.update(val_accuracy=best.val_accuracy, search_evaluations=len(self.known))
+        final.trained.metrics.update(val_accuracy=best.val_accuracy, search_evaluations=len(self.known),
+                                     provenance=found)
         final.trained.save(self.run_dir / BEST_DIR)
         summary = {
             "best_spec": best.spec,
@@ -613,6 +481,7 @@ class Search:
             "final_not_learning": result.not_learning,
             "curve_exponent": curves.exponent(self.rungs, self.plan.top_rung),
             "time_bound": self.time_bound,
+            "provenance": found,
         }
         self.journal.put("final", summary)
         return summary

@@ -37,6 +37,7 @@ def describe_run(run_dir: str | Path, top: int = 10) -> dict:
         "best_val_accuracy": final["best_val_accuracy"] if final else best and best.val_accuracy,
         "test_accuracy": final["test_accuracy"] if final else None,
         "best_params": best and best.params,
+        "found_by": (final or {}).get("provenance"),
         "candidates": candidate_counts(records),
         "final": final,
         "search_seconds": sum(r.seconds for r in [*records, *promotions]),

@@ -1,8 +1,16 @@
 """What the swarm may propose: ranges for blocks, features, pooling and fully connected layers.
 
-A candidate is built from conv blocks (one or more `conv bn? relu`, then an optional pool) followed by
-fully connected layers (`fc bn? relu dropout?`). Every candidate is a valid spec for the input shape:
-pools that would shrink the picture below 1x1 are dropped (repair, never crash).
+A candidate is a stem, conv blocks, a head and fully connected layers:
+- the stem: nothing, or a fixed patch-whitening layer (`whiten2` and the activation, as airbench begins);
+- a block: one or more `conv bn? act`, and an optional pool either after the last of them (VGG) or right after
+  the first (airbench: `conv pool bn act conv bn act`, so that the block's later convolutions run on the
+  pooled maps at a quarter of the cost), then an optional dropout;
+- the head: the maps flattened (`fc` layers see every position), or pooled globally (`gap`, `gmp`: one value
+  per feature map, as the fully convolutional designs do);
+- then up to `fc_layers` of `fc bn? act dropout?`.
+Every candidate is a valid spec for the input shape: pools that would shrink the picture below 1x1 are
+dropped, and a stem too wide for the input too (repair, never crash). The defaults hold LeNet-5, the VGG-style
+designs and an airbench-style network (swarmcnn.designs) as points of the space.
 """
 
 from __future__ import annotations
@@ -15,23 +23,33 @@ from pathlib import Path
 import numpy as np
 
 from swarmcnn.errors import SwarmCNNError, did_you_mean
-from swarmcnn.spec import FC, BatchNorm, Conv, Dropout, Layer, Pool, ReLU, Spec
+from swarmcnn.spec import FC, GELU, BatchNorm, Conv, Dropout, GlobalPool, Layer, Pool, ReLU, Spec, Whiten
+
+HEADS = ("flatten", "gap", "gmp")
+STEMS = ("none", "whiten2")
+ACTIVATIONS = ("relu", "gelu")
+POOL_PLACES = ("last", "first")  # a block pools after its last convolution (VGG) or its first (airbench)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     """Ranges are inclusive (low, high); features and neurons are drawn on a log scale.
 
-    The defaults suit both 8×8 digits and 32×32 colour images: up to 3 blocks of up to 2 convolutions.
+    The defaults suit 8×8 digits and 32×32 colour images alike: up to 4 blocks of up to 2 convolutions of up to
+    256 features.
     """
 
-    blocks: tuple[int, int] = (1, 3)
+    blocks: tuple[int, int] = (1, 4)
     convs_per_block: tuple[int, int] = (1, 2)
-    features: tuple[int, int] = (8, 128)
+    features: tuple[int, int] = (8, 256)
     feature_sizes: tuple[int, ...] = (3, 5)
     pool_kinds: tuple[str, ...] = ("max", "avg")
     pool_windows: tuple[int, ...] = (2, 3)
     pool_strides: tuple[int, ...] = (2,)
+    pool_places: tuple[str, ...] = POOL_PLACES
+    heads: tuple[str, ...] = HEADS
+    stems: tuple[str, ...] = STEMS
+    activations: tuple[str, ...] = ACTIVATIONS
     fc_layers: tuple[int, int] = (0, 2)
     neurons: tuple[int, int] = (16, 256)
     batchnorm: bool = True
@@ -51,9 +69,12 @@ class SearchSpace:
             value = getattr(self, name)
             if not (_is_int_list(value) and value and min(value) >= 1):
                 raise SwarmCNNError(f"search space '{name}' must list positive integers, got {_shown(value)}")
-        kinds = self.pool_kinds
-        if not isinstance(kinds, (tuple, list)) or not kinds or set(kinds) - {"max", "avg"}:
-            raise SwarmCNNError(f"search space 'pool_kinds' must list 'max' and/or 'avg', got {_shown(kinds)}")
+        for name, allowed in (("pool_kinds", ("max", "avg")), ("pool_places", POOL_PLACES), ("heads", HEADS),
+                              ("stems", STEMS), ("activations", ACTIVATIONS)):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or not value or set(value) - set(allowed):
+                choices = " and/or ".join(f"'{a}'" for a in allowed)
+                raise SwarmCNNError(f"search space '{name}' must list {choices}, got {_shown(value)}")
         for name in ("batchnorm", "dropout"):
             if not isinstance(getattr(self, name), bool):
                 raise SwarmCNNError(f"search space '{name}' must be true or false, got {_shown(getattr(self, name))}")
@@ -119,48 +140,68 @@ class SearchSpace:
 
     @property
     def dimensions(self) -> int:
-        """Length of the continuous encoding: 2 counts, 8 genes per possible block, 4 per possible fc layer."""
-        return 2 + BLOCK_GENES * self.max_blocks + FC_GENES * self.max_fc
+        """Length of the continuous encoding: 5 choices, 9 genes per possible block, 4 per possible fc layer."""
+        return HEAD_GENES + BLOCK_GENES * self.max_blocks + FC_GENES * self.max_fc
 
     def decode(self, position: np.ndarray, input_shape: tuple[int, ...]) -> Spec:
         """Map a point of the unit cube [0, 1)^dimensions to a valid spec for input_shape.
 
-        Genes: [#blocks, #fc, then per block: features, size, #convs, pool?, pool kind, window, stride,
-        dropout, then per fc: neurons, dropout, bn, unused]. Each gene picks its value by its quantile,
-        so every value of a range is equally likely under uniform sampling.
+        Genes: [#blocks, #fc, head, stem, activation, then per block: features, size, #convs, pool?, pool kind,
+        window, stride, dropout, pool place, then per fc: neurons, dropout, bn, unused]. Each gene picks its
+        value by its quantile, so every value of a range is equally likely under uniform sampling.
         """
         u = np.clip(np.asarray(position, dtype=float), 0.0, 1.0 - 1e-9)
-        blocks = _pick_int(u[0], self.blocks)
-        fcs = _pick_int(u[1], self.fc_layers)
+        blocks, fcs = _pick_int(u[0], self.blocks), _pick_int(u[1], self.fc_layers)
+        head, stem, activation = _pick(u[2], self.heads), _pick(u[3], self.stems), _pick(u[4], self.activations)
+        act = GELU() if activation == "gelu" else ReLU()
         layers: list[Layer] = []
         spatial = list(input_shape[1:])
+        if stem == "whiten2" and min(spatial) >= 2:
+            layers += [Whiten(2), act]
+            spatial = [n - 1 for n in spatial]
         for b in range(blocks):
-            g = u[2 + BLOCK_GENES * b : 2 + BLOCK_GENES * (b + 1)]
-            features = _pick_log(g[0], self.features)
-            size = _pick(g[1], self.feature_sizes)
-            for _ in range(_pick_int(g[2], self.convs_per_block)):
-                layers += [Conv(features, size), *([BatchNorm()] if self.batchnorm else []), ReLU()]
-            if g[3] < 0.5:
-                window, stride = _pick(g[5], self.pool_windows), _pick(g[6], self.pool_strides)
-                pool = Pool(_pick(g[4], self.pool_kinds), window, None if stride == window else stride)
-                if _fits(pool, spatial):
-                    spatial = _pooled(pool, spatial)
-                    layers.append(pool)
-            if self.dropout and g[7] < 0.5:
-                layers.append(Dropout(_dropout(g[7] * 2, self.max_dropout)))
-        base = 2 + BLOCK_GENES * self.max_blocks
+            g = u[HEAD_GENES + BLOCK_GENES * b : HEAD_GENES + BLOCK_GENES * (b + 1)]
+            block, spatial = self._block(g, spatial, act)
+            layers += block
+        if head != "flatten":
+            layers.append(GlobalPool("avg" if head == "gap" else "max"))
+        base = HEAD_GENES + BLOCK_GENES * self.max_blocks
         for f in range(fcs):
             g = u[base + FC_GENES * f : base + FC_GENES * (f + 1)]
             layers += [FC(_pick_log(g[0], self.neurons)), *([BatchNorm()] if self.batchnorm and g[2] < 0.5 else [])]
-            layers.append(ReLU())
+            layers.append(act)
             if self.dropout and g[1] < 0.5:
                 layers.append(Dropout(_dropout(g[1] * 2, self.max_dropout)))
         spec = Spec(tuple(layers))
         spec.shapes(input_shape)  # decoding keeps every pool inside the picture: this cannot raise
         return spec
 
+    def _block(self, g: np.ndarray, spatial: list[int], act: Layer) -> tuple[list[Layer], list[int]]:
+        """One block's layers from its genes, and the spatial size after it."""
+        features, size = _pick_log(g[0], self.features), _pick(g[1], self.feature_sizes)
+        norm = [BatchNorm()] if self.batchnorm else []
+        pool = None
+        if g[3] < 0.5:
+            window, stride = _pick(g[5], self.pool_windows), _pick(g[6], self.pool_strides)
+            candidate = Pool(_pick(g[4], self.pool_kinds), window, None if stride == window else stride)
+            if _fits(candidate, spatial):
+                pool, spatial = candidate, _pooled(candidate, spatial)
+        layers: list[Layer] = []
+        for i in range(_pick_int(g[2], self.convs_per_block)):
+            if i == 0 and pool is not None and _pick(g[8], self.pool_places) == "first":
+                layers += [Conv(features, size), pool, *norm, act]
+                pool = None
+            else:
+                layers += [Conv(features, size), *norm, act]
+        if pool is not None:
+            layers.append(pool)
+        if self.dropout and g[7] < 0.5:
+            layers.append(Dropout(_dropout(g[7] * 2, self.max_dropout)))
+        return layers, spatial
 
-BLOCK_GENES = 8
+
+HEAD_GENES = 5
+BLOCK_GENES = 9
 FC_GENES = 4
 
 
