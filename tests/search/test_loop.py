@@ -21,6 +21,7 @@ import pytest
 import swarmcnn
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search import loop as loop_module
+from swarmcnn.search.config import DEFAULT_EVALUATIONS
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal
 from swarmcnn.search.loop import BEST_DIR, Search, SearchConfig, SearchReporter
@@ -199,6 +200,10 @@ def test_search_of_an_exhausted_space_ends_with_what_it_found(tmp_path):
         fc_layers=(0, 0),
         batchnorm=False,
         dropout=False,
+        pool_places=("last",),
+        heads=("flatten",),
+        stems=("none",),
+        activations=("relu",),
     )
     summary = Search.start(tmp_path / "run", _config(evaluations=10, space=two_specs)).run()
     assert sorted(row[1] for row in _rows(tmp_path / "run")) == ["conv8x3 relu", "conv8x3 relu maxpool2"]
@@ -315,7 +320,7 @@ def test_impossible_settings_are_refused_before_anything_runs(changes, words):
 def test_settings_round_trip_through_the_journal_format():
     config = _config(budget_seconds=30.0, evaluations=None, seed=7)
     assert SearchConfig.from_dict(config.to_dict()) == config
-    assert _config(evaluations=None).evaluations == loop_module.DEFAULT_EVALUATIONS
+    assert _config(evaluations=None).evaluations == DEFAULT_EVALUATIONS
 
 
 def test_start_refuses_a_folder_with_other_files_and_a_folder_holding_a_run(tmp_path):

@@ -17,7 +17,7 @@ from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import WORST, Strategy, get_strategy, list_strategies
 from swarmcnn.search.strategies.psocnn import decode as psocnn_decode
-from swarmcnn.spec import FC, Conv, Pool, Spec
+from swarmcnn.spec import FC, Conv, GlobalPool, Pool, Spec, Whiten
 
 STRATEGIES = list_strategies()
 SWARMS = ["pso", "psocnn"]
@@ -55,9 +55,10 @@ def run(strategy: Strategy, generations: int, score=toy) -> list[list[str]]:
 
 def assert_valid(spec: Spec, shape: tuple[int, ...]) -> None:
     spec.shapes(shape)  # raises if a layer cannot fit
-    assert isinstance(spec.layers[0], Conv), spec
+    assert isinstance(spec.layers[0], (Conv, Whiten)), spec  # a convolution, or a whitening stem before one
+    assert any(isinstance(layer, Conv) for layer in spec.layers), spec
     first_fc = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, FC)), len(spec.layers))
-    assert not any(isinstance(layer, (Conv, Pool)) for layer in spec.layers[first_fc:]), spec
+    assert not any(isinstance(layer, (Conv, Pool, GlobalPool)) for layer in spec.layers[first_fc:]), spec
     assert Spec.parse(str(spec)) == spec  # the journal and the state keep specs as text
 
 
