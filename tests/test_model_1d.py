@@ -95,3 +95,32 @@ def test_random_signal_specs_are_refused_or_match_pytorch_exactly(case):
     assert spec.num_params(input_shape, 3) == sum(p.numel() for p in model.parameters())
     assert spec.flops(input_shape, 3) == counted_flops(model, input_shape)
     assert_shapes_match_forward(spec, input_shape, 3, batch=2)
+
+
+def test_the_designs_offered_to_signals_are_the_signal_designs_and_only_to_signals():
+    from swarmcnn.designs import SIGNAL_DESIGNS, fitting, starting
+
+    assert list(fitting((1, 150))) == list(starting((6, 896))) == ["lenet1d", "fcn"] == list(SIGNAL_DESIGNS)
+    assert list(fitting((12, 3))) == ["fcn"]  # lenet1d's two pools need 4 instants
+    for shape in [(1, 8, 8), (3, 32, 32), (1, 8, 16, 16)]:
+        assert not set(fitting(shape)) & set(SIGNAL_DESIGNS) and not set(starting(shape)) & set(SIGNAL_DESIGNS)
+
+
+def test_the_fcn_is_wang_et_al_s_three_blocks_of_128_256_128_features_and_a_global_average_pool():
+    from swarmcnn.designs import design
+
+    spec = design("fcn")
+    assert [(c.features, c.size) for c in spec.layers if isinstance(c, Conv)] == [(128, 8), (256, 5), (128, 3)]
+    assert [s.spatial for s in spec.shapes((1, 150))][-2:] == [(150,), (1,)]  # 'same' padding, then one per map
+    model = create_model("fcn", (1, 150), 2)
+    assert sum(p.numel() for p in model.parameters()) == spec.num_params((1, 150), 2) == 264_962
+
+
+def test_building_a_network_with_an_even_feature_size_silences_pytorchs_note_about_its_padding():
+    import subprocess
+    import sys
+
+    code = ("import torch; from swarmcnn.model import create_model; "
+            "create_model('fcn', (1, 32), 2)(torch.zeros(2, 1, 32))")
+    result = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -276,3 +276,39 @@ def test_a_directory_instead_of_a_file_is_named(tmp_path):
 )
 def test_to_dict_and_from_dict_round_trip(space):
     assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+# --- signals --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "sizes"),
+    [(8, (3,)), (20, (3, 5)), (29, (3, 5, 7)), (150, (3, 5, 7, 9, 15, 25)), (1000, (3, 5, 7, 9, 15, 25, 41))],
+)
+def test_the_space_for_a_signal_proposes_odd_feature_sizes_up_to_a_quarter_of_its_length(length, sizes):
+    space = SearchSpace.default_for((1, length))
+    assert space.feature_sizes == sizes
+    proposed = {c.size for spec in sample(space, (1, length), 300, seed=2) for c in kinds(spec, Conv)}
+    assert proposed == set(sizes)  # every one of them, the cap included
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (3, 9), (12, 29), (1, 150), (6, 896), (2, 1000)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_the_space_for_a_signal_samples_valid_specs_for_lengths_from_8_to_1000(shape):
+    space = SearchSpace.default_for(shape)
+    specs = sample(space, shape, 150)
+    for spec in specs:
+        shapes = spec.shapes(shape)  # raises if a layer cannot fit
+        assert all(len(s.spatial) == 1 and s.spatial[0] >= 1 for s in shapes if s.spatial)
+        assert Spec.parse(str(spec)) == spec
+        assert all(conv.size % 2 == 1 and conv.size <= max(3, shape[1] // 4) for conv in kinds(spec, Conv))
+    assert any(kinds(spec, Pool) for spec in specs)  # pools that fit are proposed
+
+
+def test_the_default_space_for_pictures_and_clips_is_the_default_space():
+    assert SearchSpace.default_for((3, 32, 32)) == SearchSpace() == SearchSpace.default_for((1, 8, 16, 16))
+
+
+def test_the_space_for_a_signal_round_trips_through_its_dict():
+    space = SearchSpace.default_for((6, 896))
+    assert SearchSpace.from_dict(space.to_dict()) == space

@@ -1,6 +1,6 @@
 """The contract every registered strategy satisfies, as Optuna tests all its samplers with one suite.
 
-A strategy added to the registry inherits every check here: valid specs for images and video, determinism,
+A strategy added to the registry inherits every check here: valid specs for images, video and signals, determinism,
 an exact resume through JSON, a monotone best, surviving failed generations. No training: the scores are
 stand-ins computed from the spec.
 """
@@ -21,21 +21,21 @@ from swarmcnn.spec import FC, Conv, GlobalPool, Pool, Spec, Whiten
 
 STRATEGIES = list_strategies()
 SWARMS = ["pso", "psocnn"]
-SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (1, 8, 16, 16)]
+SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (1, 8, 16, 16), (2, 96), (1, 8)]  # pictures, a clip, signals
 LANDSCAPE_SHAPE = (1, 28, 28)
 
 
 def make(name: str, shape: tuple[int, ...] = (1, 28, 28), seed: int = 0) -> Strategy:
-    return get_strategy(name)(SearchSpace(), shape, seed=seed)
+    return get_strategy(name)(SearchSpace.default_for(shape), shape, seed=seed)  # as the search makes them
 
 
-def toy(spec: Spec) -> float:
+def toy(spec: Spec, shape: tuple[int, ...] = LANDSCAPE_SHAPE) -> float:
     """A stand-in for accuracy, 0 at best: four convolutions of 32 features (log2 distance) in at most
-    40k parameters, half a point lost per doubling beyond. The peak needs depth, width, kernel size and
-    pooling right at once, and both search spaces reach it (see the test of the landscape itself)."""
+    40k parameters (for inputs of `shape`), half a point lost per doubling beyond. The peak needs depth, width,
+    kernel size and pooling right at once, and both search spaces reach it (see the test of the landscape itself)."""
     convs = [layer for layer in spec.layers if isinstance(layer, Conv)]
     width = sum(abs(math.log2(c.features / 32)) for c in convs) / max(len(convs), 1)
-    params = spec.num_params(LANDSCAPE_SHAPE, 10)
+    params = spec.num_params(shape, 10)
     return -abs(len(convs) - 4) - width - 0.5 * max(0.0, math.log2(params / 40_000))
 
 
@@ -97,7 +97,7 @@ def test_every_asked_candidate_is_a_valid_spec_for_the_input(name, shape):
         for candidate in candidates:
             assert_valid(candidate.spec, shape)
             json.dumps(candidate.origin)  # the journal stores where a candidate came from
-        strategy.tell([toy(c.spec) + noise.normal(0, 0.5) for c in candidates])
+        strategy.tell([toy(c.spec, shape) + noise.normal(0, 0.5) for c in candidates])
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
