@@ -53,7 +53,7 @@ import torch
 
 from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
-from swarmcnn.designs import DESIGNS, design
+from swarmcnn.designs import DESIGNS, SIGNAL_DESIGNS, design
 from swarmcnn.hardware import resolve
 from swarmcnn.search.budget import final_epochs, final_schedule_epochs
 from swarmcnn.search.evaluate import EvaluationConfig
@@ -62,6 +62,7 @@ from swarmcnn.search.journal import Journal
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.runs import candidate_counts
+from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import list_strategies
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
@@ -70,8 +71,8 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 OUTCOMES_FILE = "outcomes.jsonl"
 METHODS = [*list_strategies(), *DESIGNS]
 # the search's own strategies against random search and every starting design trained alone (vgg-small, tpe and
-# psocnn on request)
-DEFAULT_METHODS = [m for m in METHODS if m not in ("vgg-small", "tpe", "psocnn")]
+# psocnn on request; the signal designs are benchmarks/signals.py's)
+DEFAULT_METHODS = [m for m in METHODS if m not in ("vgg-small", "tpe", "psocnn", *SIGNAL_DESIGNS)]
 LOADED = "pso loaded"  # pso beside a CPU-bound process on one core
 
 
@@ -132,6 +133,7 @@ class Outcome:
 def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
     """swarmcnn's own search with one registry strategy, as `swarmcnn search` runs it."""
     started = time.perf_counter()
+    data = load_data(bench.source, bench.data)  # as the command loads it: its shape decides the default space
     config = SearchConfig(
         source=bench.source,
         strategy=name,
@@ -139,11 +141,12 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
         seed=seed,
         augment=bench.augment,
         flip=bench.flip,
+        space=SearchSpace.default_for(data.input_shape),
         evaluation=EvaluationConfig(seed=seed, precision=bench.precision),
         data=bench.data,
     )
     shutil.rmtree(run_dir, ignore_errors=True)  # a run cut off by an earlier, killed benchmark starts again
-    search = Search.start(run_dir, config)
+    search = Search.start(run_dir, config, data=data)
     summary = search.run()
     search.journal.close()
     seconds = time.perf_counter() - started
