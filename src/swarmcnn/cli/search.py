@@ -53,7 +53,8 @@ def add_parser(commands) -> None:
     cluster.add_argument("--gpus-per-trial", type=float, help="GPUs of each candidate's Ray task, "
                          "a fraction packs several on one GPU (0)")
     search.add_argument("--seed", type=int, help="seed of the strategy and of every training (0)")
-    search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space)")
+    search.add_argument("--space", metavar="FILE.toml", help="search space ranges (keys as in swarmcnn.search.space; "
+                        "default: its defaults, for signals with feature sizes that suit their length)")
     search.add_argument("--candidate-epochs", type=int, help="training epochs per candidate at the first rung (2)")
     search.add_argument(
         "--train-fraction",
@@ -111,7 +112,9 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from swarmcnn.data import DataConfig
+    from dataclasses import replace
+
+    from swarmcnn.data import DataConfig, load_data
     from swarmcnn.display import RichSearchReporter, stdout
     from swarmcnn.search.evaluate import EvaluationConfig
     from swarmcnn.search.loop import Search, SearchConfig
@@ -155,7 +158,11 @@ def run(args: argparse.Namespace) -> int:
         )
         refuse_inside(Path(args.out), {"the data source": data_path(args.data)})  # its folder would be a class
         check_rungs(config)
-        search = Search.start(args.out, config, reporter, threads=args.threads, executor=_executor_factory(args))
+        executor = _executor_factory(args)
+        data = load_data(config.source, config.data)  # loaded once: its shape decides the default space
+        if not args.space:
+            config = replace(config, space=SearchSpace.default_for(data.input_shape))
+        search = Search.start(args.out, config, reporter, threads=args.threads, executor=executor, data=data)
     try:
         check_rungs(search.config)  # a resumed run's, as its journal holds them
         summary = search.run()
