@@ -3,17 +3,13 @@ and an average of the weights."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from swarmcnn.hardware import Hardware
+from swarmcnn.recipe import TrainConfig
 from swarmcnn.schedule import SCHEDULES, Schedule
-
-if TYPE_CHECKING:
-    from swarmcnn.train import TrainConfig
 
 
 def default_lr(model: nn.Module, optimizer: str = "adamw") -> float:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterator
 
 from swarmcnn.data import Dataset
+from swarmcnn.search.budget import TIMED_EPOCHS
 from swarmcnn.search.evaluate import failure
 from swarmcnn.search.executors import InProcess, Job
 from swarmcnn.search.journal import EvaluationRecord
@@ -91,13 +92,15 @@ class StopBeforeFinal(SearchReporter):
 
 class Scripted:
     """An executor factory whose executor trains nothing: each job's validation accuracy is `accuracy(spec, rung)`
-    (the rung read from the job's images as a multiple of the first job's), as if it had trained for `seconds`.
-    Everything else in the search (its rules, its journal, the final training) runs for real."""
+    (the rung read from the job's time limit, for a rung driven by its time, or its images, as a multiple of the
+    first job's, counted from `first_rung`), as if it had trained for `seconds`. Everything else in the search
+    (its rules, its journal, the supernet, the final training) runs for real."""
 
-    def __init__(self, accuracy: Callable[[str, int], float], seconds: float = 0.05) -> None:
-        self.accuracy, self.seconds = accuracy, seconds
+    def __init__(self, accuracy: Callable[[str, int], float], seconds: float = 0.05, first_rung: int = 0) -> None:
+        self.accuracy, self.seconds, self.first_rung = accuracy, seconds, first_rung
         self.trained: list[tuple[str, int]] = []
         self.rung0_images: int | None = None
+        self.rung0_seconds: float | None = None
         self.data: Dataset | None = None
 
     def __call__(self, data: Dataset, normalization: Normalization) -> Scripted:
@@ -107,8 +110,13 @@ class Scripted:
     def map(self, jobs: list[Job]) -> Iterator[tuple[int, EvaluationRecord]]:
         for i, (spec, config) in enumerate(jobs):
             images = round(config.epochs * config.train_fraction * len(self.data.train))
-            self.rung0_images = self.rung0_images or images
-            rung = round(math.log(images / self.rung0_images, 3))
+            if config.epochs >= TIMED_EPOCHS:  # driven by its time
+                self.rung0_seconds = self.rung0_seconds or config.max_seconds
+                rung = self.first_rung + round(math.log(config.max_seconds / self.rung0_seconds, 3))
+                images = round(config.max_seconds * 1000)  # as if at a thousand images a second
+            else:
+                self.rung0_images = self.rung0_images or images
+                rung = self.first_rung + round(math.log(images / self.rung0_images, 3))
             self.trained.append((str(spec), rung))
             accuracy = self.accuracy(str(spec), rung)
             flops = spec.flops(self.data.input_shape, len(self.data.class_names))  # its rate per FLOP predicts others

@@ -8,6 +8,7 @@ import pytest
 
 from swarmcnn.cli import main
 from swarmcnn.errors import SwarmCNNError
+from swarmcnn.search.budget import Plan
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import EvaluationRecord, Journal
 from swarmcnn.search.ladder import ETA, best_of_top, by_rung, due, finishing, finishing_seconds, rung_config
@@ -24,15 +25,15 @@ def _record(spec: str, score: float, rung: int = 0, seconds: float = 1.0) -> Eva
 
 
 def test_each_rung_trains_on_eta_times_the_images_of_the_one_below_more_data_first():
-    base = EvaluationConfig(epochs=2, train_fraction=0.1, max_seconds=4.0)
+    plan, base = Plan(0.1, 2, 4.0, 3), EvaluationConfig()
     images = []
     for rung in range(4):
-        config = rung_config(base, rung)
+        config = rung_config(plan, base, rung)
         images.append(config.epochs * config.train_fraction)
         assert config.max_seconds == pytest.approx(4.0 * ETA**rung)
-    assert rung_config(base, 0) == base
-    assert rung_config(base, 1).train_fraction == pytest.approx(0.3) and rung_config(base, 1).epochs == 2
-    assert rung_config(base, 3).train_fraction == 1.0  # the whole split before more epochs
+    assert rung_config(plan, base, 0) == plan.rung0(base)
+    assert rung_config(plan, base, 1).train_fraction == pytest.approx(0.3) and rung_config(plan, base, 1).epochs == 2
+    assert rung_config(plan, base, 3).train_fraction == 1.0  # the whole split before more epochs
     for low, high in zip(images, images[1:]):
         assert high / low == pytest.approx(ETA, rel=0.1)
 

@@ -78,3 +78,17 @@ def test_the_designs_are_children():
         spec = design(name)
         supernet.fit_whitening(x, spec)
         assert supernet(x, spec).shape == (2, 10)
+
+
+def test_a_saved_supernet_loads_with_the_same_children(tmp_path):
+    supernet = Supernet((1, 8, 8), 3, Bounds(features=16, kernel=3, neurons=16))
+    x = torch.randn(4, 1, 8, 8)
+    specs = [parse("conv8x3 bn relu gap"), parse("conv16x3 bn relu maxpool2 fc8 relu")]
+    supernet.eval()
+    before = [supernet(x, spec) for spec in specs]
+    supernet.save(tmp_path / "supernet.safetensors")
+    again = Supernet((1, 8, 8), 3, Bounds(features=16, kernel=3, neurons=16))
+    again.load(tmp_path / "supernet.safetensors")
+    again.eval()
+    assert all(torch.equal(a, again(x, spec)) for a, spec in zip(before, specs))
+    assert not again.take_new_banks()  # nothing made anew

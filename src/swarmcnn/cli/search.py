@@ -76,6 +76,13 @@ def add_parser(commands) -> None:
         "final spec is the best of the highest rung (0: the best after the first short training)",
     )
     search.add_argument(
+        "--fitness",
+        choices=("auto", "supernet", "training"),
+        help="what scores the swarm's proposals: supernet (a weight-sharing supernet scores hundreds in a fraction "
+        "of a second each; the designs and the best then train at equal time), or training (each trains briefly); "
+        "auto (default): supernet with --budget, training with --evaluations",
+    )
+    search.add_argument(
         "--no-designs",
         dest="designs",
         action="store_false",
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             **{
                 k: v
                 for k in ("strategy", "evaluations", "workers", "seed", "final_epochs", "rungs", "designs", "augment",
-                          "flip")
+                          "flip", "fitness")
                 if (v := getattr(args, k)) is not None
             },
             budget_seconds=args.budget,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from swarmcnn.data import DataConfig
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import resolve
+from swarmcnn.search.budget import FITNESSES
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import Journal
 from swarmcnn.search.space import SearchSpace
@@ -31,6 +32,7 @@ class SearchConfig:
     final_epochs: int | None = None  # None: as many as the budget holds, DEFAULT_FINAL_EPOCHS without a budget
     rungs: int = 2  # promotion rungs above rung 0, each on ETA times the images (0: the best of rung 0 wins)
     designs: bool = True  # the hand-designed networks (swarmcnn.designs) are the first candidates
+    fitness: str = "auto"  # what the swarm is told: "supernet" or "training" (budget.py); auto: by the budget
     augment: bool = False  # random shifts in every training (candidates and final)
     flip: bool = False  # random horizontal flips in every training
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -57,8 +59,18 @@ class SearchConfig:
                 "--val-fraction 0 leaves no validation split, and the search scores every candidate on it; "
                 "give a share such as 0.15"
             )
+        if self.fitness not in ("auto", *FITNESSES):
+            raise SwarmCNNError(f"unknown fitness '{self.fitness}'; choose one of auto, {', '.join(FITNESSES)}")
+        if self.fitness == "supernet" and self.budget_seconds is None:
+            raise SwarmCNNError("--fitness supernet shares a budget's time between the supernet and the ladder; "
+                                "give --budget, or use --fitness training with --evaluations")
         if self.evaluations is None and self.budget_seconds is None:
             object.__setattr__(self, "evaluations", DEFAULT_EVALUATIONS)
+
+    @property
+    def fitness_for_budget(self) -> str:
+        """The fitness of a budgeted search: the supernet unless training is asked for (budget.py)."""
+        return "supernet" if self.fitness == "auto" else self.fitness
 
     def on_this_machine(self) -> SearchConfig:
         """The config with its device and precision decided here ('auto' resolved), so that the journal records

@@ -178,3 +178,22 @@ def _watch_parent(parent: int) -> None:
 def _evaluate_in_worker(spec_text: str, config: EvaluationConfig) -> EvaluationRecord:
     worker = _worker
     return evaluate_candidate(Spec.parse(spec_text), worker["data"], worker["normalization"], config, worker["name"])
+
+
+def local_executor(config, data: Dataset, normalization: Normalization, threads: int | None, journal) -> Executor:
+    """Candidates here, or in `config.workers` worker processes. Here, a budgeted search gives PyTorch the cores
+    other processes leave free, re-measured after each candidate; a search by count keeps its threads fixed
+    (PyTorch's, or `threads`, journaled so that a resume keeps them), so that a seed repeats it to the last digit:
+    results differ in the last bits between thread counts."""
+    if config.workers > 1:
+        return WorkerProcesses(config.workers, data, normalization)
+    if threads is None and config.budget_seconds is not None:
+        return InProcess(data, normalization, ThreadGovernor())
+    import torch
+
+    journaled = journal.get("threads")
+    journaled = journaled if isinstance(journaled, int) and journaled >= 1 else None
+    threads = threads or journaled or max(1, min(torch.get_num_threads(), available_cores()))
+    journal.put("threads", threads)
+    torch.set_num_threads(threads)
+    return InProcess(data, normalization)

@@ -14,6 +14,7 @@ from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset, Split
 from swarmcnn.package import train_model
 from swarmcnn.search.evaluate import EvaluationConfig
+from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult
 
@@ -72,3 +73,24 @@ def train_final(
     whole = train_plus_val(data)
     trained, result, test = train_model(spec, whole, config, reporter, data_config, data.fingerprint)
     return FinalModel(trained, whole, config, result, test)
+
+
+def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_seconds: float | None,
+                  found: dict) -> dict:
+    """What the journal keeps of the final training (journal_checks.FINAL_FIELDS reads it back): the network, where
+    it came from, its test, and how its training went."""
+    result = final.result
+    return {
+        "best_spec": best.spec,
+        "best_val_accuracy": best.val_accuracy,
+        "best_rung": best.rung,
+        "test_accuracy": final.test.accuracy if len(final.data.test) else None,
+        "final_epochs": epochs,
+        "final_epochs_trained": round(result.images / max(len(final.data.train), 1), 2),
+        "final_status": result.status,
+        "final_cut_by_time": result.cut_by_time,
+        "final_seconds": result.seconds,
+        "final_allotted_seconds": max_seconds,
+        "final_not_learning": result.not_learning,
+        "provenance": found,
+    }

@@ -12,16 +12,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from swarmcnn.data import Dataset, Split
+from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import resolve
 from swarmcnn.inference import Normalization
 from swarmcnn.schedule import SCHEDULES, Schedule
-from swarmcnn.search.supernet import Supernet
+from swarmcnn.search.budget import TIMED_EPOCHS
+from swarmcnn.search.evaluate import EvaluationConfig, failure
+from swarmcnn.search.journal import EvaluationRecord
+from swarmcnn.search.space import SearchSpace
+from swarmcnn.search.supernet import Bounds, Supernet
 from swarmcnn.spec import Spec
 from swarmcnn.train import TrainConfig, augment, default_batch_size
 from swarmcnn.whitening import SAMPLES as WHITENING_SAMPLES
@@ -125,3 +132,55 @@ def _add_new(optimizer: torch.optim.Optimizer, supernet: Supernet) -> None:
     new = supernet.take_new_banks()
     if new:
         optimizer.add_param_group({"params": new})
+
+
+SUPERNET_FILE = "supernet.safetensors"
+
+
+class OneShotFitness:
+    """The supernet of one search: trained once (and saved in the run folder, so that a resume scores with the same
+    weights), then a score for each proposal, as a journal record of rung 0.
+
+    Children are drawn for its training uniformly from the search's space (within `admissible`: the candidates the
+    search would not refuse), so that every region the swarm may visit shares in the training."""
+
+    def __init__(self, run_dir: Path, data: Dataset, normalization: Normalization, space: SearchSpace,
+                 config: EvaluationConfig, admissible: Callable[[Spec], bool], seed: int) -> None:
+        self.path, self.data, self.normalization = Path(run_dir) / SUPERNET_FILE, data, normalization
+        self.space, self.config, self.admissible, self.seed = space, config, admissible, seed
+        bounds = Bounds(space.features[1], max(space.feature_sizes), space.neurons[1])
+        self.supernet = Supernet(data.input_shape, len(data.class_names), bounds, seed=seed)
+
+    def ready(self, seconds: float, train: TrainConfig, clock: Callable[[], float]) -> dict | None:
+        """Load the saved supernet, or train it for `seconds` and save it; returns what its training did (None
+        when loaded)."""
+        if self.path.is_file():
+            self.supernet.load(self.path)
+            return None
+        rng = np.random.default_rng(self.seed)
+
+        def draw(generator: torch.Generator) -> Spec:
+            for _ in range(100):
+                spec = self.space.sample(rng, self.data.input_shape)
+                if self.admissible(spec):
+                    return spec
+            return spec  # a space whose draws are all refused: train on them regardless
+
+        config = replace(train, epochs=TIMED_EPOCHS, max_seconds=max(seconds, 0.0))
+        done = train_supernet(self.supernet, self.data, self.normalization, draw, config, clock)
+        self.supernet.save(self.path)
+        return {"steps": done.steps, "images": done.images, "seconds": done.seconds, "children": done.children}
+
+    def score(self, spec: Spec) -> EvaluationRecord:
+        """The record of spec scored by the supernet (a failure record where it cannot be a child)."""
+        started = time.perf_counter()
+        classes = len(self.data.class_names)
+        params, flops = spec.num_params(self.data.input_shape, classes), spec.flops(self.data.input_shape, classes)
+        try:
+            accuracy = score_child(self.supernet, spec, self.data, self.normalization, self.seed)
+        except SwarmCNNError as error:
+            return failure(spec, "failed", str(error), time.perf_counter() - started, params=params, flops=flops)
+        return EvaluationRecord(
+            str(spec), "ok", "scored by the supernet after batch norm recalibration",
+            self.config.score(accuracy, params), accuracy, None, params, flops, 0, time.perf_counter() - started,
+        )

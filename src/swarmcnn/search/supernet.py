@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -103,6 +104,25 @@ class Supernet(nn.Module):
             for norm in norms:
                 norm.momentum = 0.1
             module.eval()
+
+    def save(self, path: Path) -> None:
+        """Every bank to a safetensors file (no pickle: loading runs no code), written whole or not at all."""
+        from safetensors.torch import save_file
+
+        tensors = {f"{kind}.{name}": value.detach().contiguous() for kind, store in (("banks", self.banks),
+                   ("stats", self.stats)) for name, value in store.items()}
+        partial = path.with_name(path.name + ".partial")
+        save_file(tensors, str(partial))
+        partial.replace(path)
+
+    def load(self, path: Path) -> None:
+        """The banks of `save`, made again as they were (trainable or not); the supernet starts empty."""
+        from safetensors.torch import load_file
+
+        for key, value in load_file(str(path)).items():
+            kind, name = key.split(".", 1)
+            store = self.banks if kind == "banks" else self.stats
+            store[name] = nn.Parameter(value, requires_grad=kind == "banks")
 
     def take_new_banks(self) -> list[nn.Parameter]:
         """The trainable banks created since the last call: an optimizer adds them as a parameter group."""
