@@ -84,7 +84,8 @@ def test_predict_gives_one_row_per_case_of_ts_and_npy_files(bump_model, tmp_path
     x, _, _ = recordings(6, seed=3)
     cases = write_ts(tmp_path / "cases.ts", x, None)
     np.save(tmp_path / "cases.npy", x[:2])
-    assert main(["predict", str(bump_model), str(cases), str(tmp_path / "cases.npy"), "--json", "--top", "2"]) == 0
+    assert main(["predict", str(bump_model), str(cases), str(tmp_path / "cases.npy"), "--json", "--top", "2",
+                 "--precision", "fp32"]) == 0  # as predict_proba below (auto may mean bf16)
     rows = json.loads(capsys.readouterr().out)
     assert [(row["file"], row["case"]) for row in rows] == [(str(cases), i) for i in range(6)] + [
         (str(tmp_path / "cases.npy"), i) for i in range(2)]

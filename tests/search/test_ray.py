@@ -17,10 +17,13 @@ from swarmcnn.search.evaluate import EvaluationConfig  # noqa: E402
 from swarmcnn.search.journal import Journal  # noqa: E402
 from swarmcnn.search.loop import Search, SearchConfig  # noqa: E402
 from swarmcnn.search.ray_executor import RayExecutor  # noqa: E402
+from swarmcnn.search.space import SearchSpace  # noqa: E402
 from swarmcnn.spec import Spec  # noqa: E402
 from swarmcnn.train import Normalization  # noqa: E402
 
 pytestmark = pytest.mark.ray
+# candidates small enough that every one trains on digits (the default space also proposes ones the search refuses)
+SMALL_SPACE = SearchSpace(blocks=(1, 2), convs_per_block=(1, 1), features=(8, 32), fc_layers=(0, 1), neurons=(16, 64))
 SEARCH = ["search", "digits", "--strategy", "random", "--evaluations", "6", "--candidate-epochs", "1",
           "--train-fraction", "0.3", "--final-epochs", "1", "--seed", "3", "--threads", "1", "--quiet"]
 
@@ -142,7 +145,7 @@ def test_a_worker_killed_during_its_candidate_is_retried_and_the_candidate_comes
 def test_a_search_whose_ray_worker_is_killed_completes_with_every_candidate_journaled_once(local_ray, tmp_path):
     config = SearchConfig(
         "digits", strategy="random", evaluations=4, final_epochs=1, rungs=1, designs=False,
-        evaluation=EvaluationConfig(epochs=4),
+        evaluation=EvaluationConfig(epochs=4), space=SMALL_SPACE,
     )
     with Killer() as killer:
         search = Search.start(tmp_path / "run", config, executor=lambda d, n: RayExecutor(d, n, max_retries=2))

@@ -35,7 +35,7 @@ class SearchConfig:
     fitness: str = "auto"  # what the swarm is told: "supernet" or "training" (budget.py); auto: by the budget
     augment: bool = False  # random shifts in every training (candidates and final)
     flip: bool = False  # random horizontal flips in every training
-    space: SearchSpace = field(default_factory=SearchSpace)
+    space: SearchSpace | None = None  # None: the default space for the data's shape (SearchSpace.default_for)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -80,7 +80,7 @@ class SearchConfig:
         return replace(self, evaluation=evaluation)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "space": self.space.to_dict()}
+        return {**asdict(self), "space": None if self.space is None else self.space.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> SearchConfig:
@@ -91,7 +91,7 @@ class SearchConfig:
         return cls(
             **{
                 **_typed(cls, values),
-                "space": SearchSpace.from_dict(values["space"]),
+                "space": None if values.get("space") is None else SearchSpace.from_dict(values["space"]),
                 "evaluation": EvaluationConfig(**_typed(EvaluationConfig, values["evaluation"])),
                 "data": DataConfig(**data),
             }

@@ -40,6 +40,7 @@ from swarmcnn.search.oneshot import OneShotFitness
 from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.provenance import provenance
 from swarmcnn.search.reporter import SearchReporter, SearchSummary
+from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import get_strategy
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization, TrainConfig
@@ -97,6 +98,8 @@ class Search:
         if JOURNAL_FILE not in files and not all(is_bookkeeping(name) for name in files):
             raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
         data = runtime.pop("data", None) or load_data(config.source, config.data)  # bad data fails before a journal
+        if config.space is None:
+            config = replace(config, space=SearchSpace.default_for(data.input_shape))
         _check_validation_split(data)
         made_folder = not run_dir.exists()
         journal = Journal.create(run_dir, config.to_dict(), data_fingerprint=data.fingerprint)
