@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from swarmcnn.data import DataConfig, Dataset, load_data
+from swarmcnn.data import Dataset
 from swarmcnn.designs import fitting
 from swarmcnn.search.final import train_plus_val
 from swarmcnn.search.oneshot import score_child, train_supernet
@@ -52,8 +52,8 @@ from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, evaluate, fit
 from swarmcnn.whitening import fit_whitening
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
-NAMED = {"mnist-5k": SHARED / "mnist-5k", "cifar10-dev": SHARED / "cifar10-dev"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_recipe import load_or_skip  # noqa: E402  (the benchmark next to this one)
 
 
 def architectures(space: SearchSpace, data: Dataset, count: int, seed: int, min_epochs: float,
@@ -137,10 +137,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = NAMED.get(args.data, args.data)
-    if isinstance(source, Path) and not source.exists():
-        sys.exit(f"skipping {args.data}: {source} not found")
-    data = load_data(str(source), DataConfig(per_class=args.per_class))
+    data = load_or_skip(args.data, args.per_class)
     config = TrainConfig(seed=args.seed, augment=args.augment, flip=args.flip, precision="fp32")
     space = SearchSpace()
     archs = architectures(space, data, args.archs, args.seed, args.min_epochs, args.final_seconds, config)

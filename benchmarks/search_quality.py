@@ -335,7 +335,12 @@ def parse_bench(text: str, default_budget: float | None) -> Bench:
     return Bench(name, source, **values)
 
 
-def _choices(values: list[str], known: list[str], what: str) -> list[str]:
+def machine() -> dict:
+    """What a figure was measured on."""
+    return {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def choices(values: list[str], known: list[str], what: str) -> list[str]:
     unknown = [v for v in values if v not in known]
     if unknown:
         raise SystemExit(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
@@ -364,13 +369,13 @@ def main() -> None:
         text = args.table.read_text()
         print_report(report_of_outcomes(args.table) if args.table.suffix == ".jsonl" else json.loads(text))
         return
-    methods = _choices(args.methods, METHODS, "method") + ([LOADED] if args.loaded else [])
-    benches = [DEFAULTS[name] for name in _choices(args.datasets, list(DEFAULTS), "data set")]
+    methods = choices(args.methods, METHODS, "method") + ([LOADED] if args.loaded else [])
+    benches = [DEFAULTS[name] for name in choices(args.datasets, list(DEFAULTS), "data set")]
     benches = [replace(b, budget=args.budget) if args.budget else b for b in benches]
     benches += [parse_bench(text, args.budget) for text in args.data]
     benches = [replace(b, precision=args.precision) for b in benches]
     report = {
-        "machine": {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()},
+        "machine": machine(),
         "seeds": args.seeds,
         "one_seed": args.one_seed,
         "datasets": {},
@@ -401,8 +406,7 @@ def report_of_outcomes(path: Path) -> dict:
         bench = DEFAULTS.get(name, Bench(name, "?", math.nan))
         datasets[name] = {**asdict(bench), "methods": {m: summarise(r) for m, r in runs.items()}}
     seeds = sorted({o.seed for runs in by_dataset.values() for r in runs.values() for o in r})
-    machine = {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()}
-    return {"machine": machine, "seeds": seeds, "one_seed": [], "datasets": datasets}
+    return {"machine": machine(), "seeds": seeds, "one_seed": [], "datasets": datasets}
 
 
 def print_report(report: dict) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,8 +43,18 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-import torch
-from search_quality import SHARED, Bench, Outcome, done_outcomes, run_design, run_strategy, save_outcome, summarise
+from search_quality import (
+    SHARED,
+    Bench,
+    Outcome,
+    choices,
+    done_outcomes,
+    machine,
+    run_design,
+    run_strategy,
+    save_outcome,
+    summarise,
+)
 
 from swarmcnn.cores import available_cores
 from swarmcnn.data import Dataset, load_data
@@ -247,18 +256,7 @@ def report_of_outcomes(path: Path) -> dict:
         order = sorted(runs, key=lambda m: METHODS.index(m) if m in METHODS else len(METHODS))
         sets[name] = {"name": name, "source": str(UCR / name), "methods": {m: summarise(runs[m]) for m in order}}
     seeds = sorted({o.seed for runs in by_set.values() for r in runs.values() for o in r})
-    return {"machine": _machine(), "seeds": seeds, "sets": sets}
-
-
-def _machine() -> dict:
-    return {"cores": available_cores(), "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _choices(values: list[str], known: list[str], what: str) -> list[str]:
-    unknown = [v for v in values if v not in known]
-    if unknown:
-        raise SystemExit(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
-    return values
+    return {"machine": machine(), "seeds": seeds, "sets": sets}
 
 
 def main() -> None:
@@ -277,9 +275,9 @@ def main() -> None:
         print_report(report_of_outcomes(args.table) if args.table.suffix == ".jsonl"
                      else json.loads(args.table.read_text()))
         return
-    methods = _choices(args.methods, METHODS, "method")
-    names = _choices(args.sets, SETS, "set")
-    report = {"machine": _machine(), "seeds": args.seeds, "sets": {}}
+    methods = choices(args.methods, METHODS, "method")
+    names = choices(args.sets, SETS, "set")
+    report = {"machine": machine(), "seeds": args.seeds, "sets": {}}
     with tempfile.TemporaryDirectory(prefix="signals-") as scratch:
         out = args.out or Path(scratch)
         out.mkdir(parents=True, exist_ok=True)

@@ -29,13 +29,12 @@ from pathlib import Path
 
 import torch
 
-from swarmcnn.data import DataConfig, load_data
 from swarmcnn.designs import DESIGNS
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization, TrainConfig, build_seeded, evaluate, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_recipe import NAMED, parse_variant  # noqa: E402  (the benchmark next to this one)
+from train_recipe import load_or_skip, parse_variant  # noqa: E402  (the benchmark next to this one)
 
 OLD_RECIPE = "optimizer=adamw,schedule=one-cycle,label_smoothing=0.1,lookahead=False"
 
@@ -67,10 +66,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = NAMED.get(args.data, args.data)
-    if isinstance(source, Path) and not source.exists():
-        sys.exit(f"skipping {args.data}: {source} not found")
-    data = load_data(str(source), DataConfig(per_class=args.per_class))
+    data = load_or_skip(args.data, args.per_class)
 
     def run(net: str, recipe_text: str, seconds: float) -> float:
         recipe = {} if recipe_text == "default" else parse_variant(recipe_text)

@@ -52,6 +52,13 @@ def load(name: str, per_class: int | None) -> Dataset:
     return load_data(str(NAMED.get(name, name)), DataConfig(per_class=per_class))
 
 
+def load_or_skip(name: str, per_class: int | None) -> Dataset:
+    """A named shared set (or any source); where a shared one is absent (a fresh clone), exit saying so."""
+    if name in NAMED and not NAMED[name].exists():
+        sys.exit(f"skipping {name}: {NAMED[name]} not found")
+    return load(name, per_class)
+
+
 def train_plain(spec: Spec, data: Dataset, epochs: int, seed: int, shift: bool, flip: bool) -> float:
     """The documentation recipe; returns test accuracy."""
     model = build_seeded(spec, data.input_shape, len(data.class_names), seed)
