@@ -253,7 +253,7 @@ def run_bench(
         **asdict(bench),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
-        "methods": {m: summarise(r) for m, r in runs.items()},
+        "methods": {m: summarise(r) for m, r in runs.items() if r},  # none: a design that does not fit
     }
 
 
