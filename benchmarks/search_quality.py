@@ -62,7 +62,6 @@ from swarmcnn.search.journal import Journal
 from swarmcnn.search.loop import Search, SearchConfig
 from swarmcnn.search.pace import seconds_per_image
 from swarmcnn.search.runs import candidate_counts
-from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import list_strategies
 from swarmcnn.spec import Spec
 from swarmcnn.train import Normalization
@@ -133,7 +132,7 @@ class Outcome:
 def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
     """swarmcnn's own search with one registry strategy, as `swarmcnn search` runs it."""
     started = time.perf_counter()
-    data = load_data(bench.source, bench.data)  # as the command loads it: its shape decides the default space
+    data = load_data(bench.source, bench.data)  # as the command loads it, once, handed to the search
     config = SearchConfig(
         source=bench.source,
         strategy=name,
@@ -141,7 +140,6 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
         seed=seed,
         augment=bench.augment,
         flip=bench.flip,
-        space=SearchSpace.default_for(data.input_shape),
         evaluation=EvaluationConfig(seed=seed, precision=bench.precision),
         data=bench.data,
     )

@@ -215,7 +215,6 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         from swarmcnn.checkpoint import load
         from swarmcnn.search.evaluate import EvaluationConfig
         from swarmcnn.search.loop import Search, SearchConfig
-        from swarmcnn.search.space import SearchSpace
 
         evaluation = EvaluationConfig(
             lr=self.lr, batch_size=self.batch_size, seed=self.seed, device=self.device, precision=self.precision
@@ -230,7 +229,6 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
             flip=self.flip,
             evaluation=evaluation,
             data=splits,
-            space=SearchSpace.default_for(data.input_shape),
         )
         scratch = None if self.run_dir is not None else Path(tempfile.mkdtemp(prefix="swarmcnn-search-"))
         run_dir = Path(self.run_dir) if scratch is None else scratch / "run"

@@ -119,8 +119,6 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from swarmcnn.data import DataConfig, load_data
     from swarmcnn.display import RichSearchReporter, stdout
     from swarmcnn.search.evaluate import EvaluationConfig
@@ -159,16 +157,14 @@ def run(args: argparse.Namespace) -> int:
                 if (v := getattr(args, k)) is not None
             },
             budget_seconds=args.budget,
-            space=SearchSpace.from_toml(args.space) if args.space else SearchSpace(),
+            space=SearchSpace.from_toml(args.space) if args.space else None,  # None: the data's default (Search.start)
             evaluation=EvaluationConfig(**{k: v for k, v in evaluation.items() if v is not None}),
             data=DataConfig(**given(args, DataConfig)),
         )
         refuse_inside(Path(args.out), {"the data source": data_path(args.data)})  # its folder would be a class
         check_rungs(config)
         executor = _executor_factory(args)
-        data = load_data(config.source, config.data)  # loaded once: its shape decides the default space
-        if not args.space:
-            config = replace(config, space=SearchSpace.default_for(data.input_shape))
+        data = load_data(config.source, config.data)  # loaded once, handed to the search
         search = Search.start(args.out, config, reporter, threads=args.threads, executor=executor, data=data)
     try:
         check_rungs(search.config)  # a resumed run's, as its journal holds them
