@@ -233,15 +233,17 @@ def run_bench(
     load_before = os.getloadavg()[0]
     runs: dict[str, list[Outcome]] = {m: [] for m in methods}
     done = done_outcomes(outcomes)
+    unfit: set[str] = set()  # designs found not to fit the data: not loaded again for every seed
     for seed in seeds:
         for method in methods:
-            if seed != seeds[0] and (method in one_seed or method == LOADED):
+            if method in unfit or (seed != seeds[0] and (method in one_seed or method == LOADED)):
                 continue
             outcome = done.get((bench.name, method, seed, bench.resolved_precision))
             if outcome is None:
                 outcome = run_method(method, bench, seed, out)
                 if outcome is None:
                     print(f"  {bench.name} {method}: does not fit the data, left out", file=sys.stderr)
+                    unfit.add(method)
                     continue
                 save_outcome(outcomes, bench.name, outcome)
             runs[method].append(outcome)
