@@ -24,6 +24,7 @@ from swarmcnn.search.budget import (
     Plan,
     beyond_reach,
     final_epochs,
+    final_plan,
     plan_budgeted,
     predicted_seconds,
     too_slow,
@@ -55,6 +56,16 @@ def test_final_epochs_fill_the_time_at_the_pace_and_never_drop_to_zero(digits, p
     assert epochs >= 1
     if epochs > 1:
         assert epochs * _images(digits) * pace <= seconds < (epochs + 1) * _images(digits) * pace
+
+
+def test_the_final_plan_takes_the_time_left_an_epoch_when_none_is_and_the_users_epochs_where_they_fit(digits):
+    pace = 1e-4
+    one_epoch = _images(digits) * pace
+    epochs, seconds = final_plan(20 * one_epoch, digits, pace)
+    assert (epochs, seconds) == (final_epochs(20 * one_epoch, digits, pace), 20 * one_epoch)
+    assert final_plan(-5.0, digits, pace) == (1, one_epoch)  # a search that overran its budget
+    assert final_plan(20 * one_epoch, digits, pace, wanted=3) == (3, None)  # the user's schedule, untimed
+    assert final_plan(20 * one_epoch, digits, pace, wanted=500) == (epochs, seconds)  # more than the time holds
 
 
 def test_the_supernet_and_the_ladder_share_the_search_half_of_the_budget(digits):

@@ -141,6 +141,17 @@ def final_epochs(seconds: float, data: Dataset, seconds_per_image: float) -> int
     return max(1, int(seconds / (final_images(data) * seconds_per_image)))
 
 
+def final_plan(seconds_left: float, data: Dataset, seconds_per_image: float, wanted: int | None = None
+               ) -> tuple[int, float | None]:
+    """The final training's epochs and time limit: all that is left of the budget (an epoch at least, for a search
+    that overran it), at this pace; the user's `wanted` epochs where they fit, with no time limit then."""
+    seconds = max(seconds_left, final_images(data) * seconds_per_image)
+    epochs = final_epochs(seconds, data, seconds_per_image)
+    if wanted and wanted < epochs:
+        return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
+    return epochs, seconds
+
+
 def final_schedule_epochs(expected: int) -> int:
     """The epochs a final training of `expected` epochs in its time plans (see FINAL_OVERPLAN)."""
     return math.ceil(expected * FINAL_OVERPLAN) + 1

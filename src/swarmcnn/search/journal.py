@@ -394,3 +394,12 @@ def is_bookkeeping(name: str) -> bool:
     """Whether a file of a run folder is the lock or an unfinished journal, which a new search may use the folder
     despite."""
     return name == LOCK_FILE or name.startswith(NEW_JOURNAL_PREFIX)
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse an --out that a new search cannot use: a file, or a folder of other files than a run's."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
+    files = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    if JOURNAL_FILE not in files and not all(is_bookkeeping(name) for name in files):
+        raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")

@@ -24,7 +24,7 @@ from swarmcnn.search.budget import (
     LADDER_CHILDREN,
     Plan,
     beyond_reach,
-    final_epochs,
+    final_plan,
     final_schedule_epochs,
     plan_budgeted,
     search_seconds,
@@ -34,7 +34,7 @@ from swarmcnn.search.config import SearchConfig
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.executors import Executor, ExecutorFactory, local_executor
 from swarmcnn.search.final import final_config, final_summary, train_final
-from swarmcnn.search.journal import JOURNAL_FILE, EvaluationRecord, Journal, is_bookkeeping, ranked
+from swarmcnn.search.journal import EvaluationRecord, Journal, check_run_folder, ranked
 from swarmcnn.search.ladder import ETA, best_of_top, by_rung, due, finishing, finishing_seconds, rung_config
 from swarmcnn.search.oneshot import OneShotFitness
 from swarmcnn.search.pace import seconds_per_image
@@ -92,11 +92,7 @@ class Search:
     ) -> Search:
         run_dir = Path(run_dir)
         config = config.on_this_machine()
-        if run_dir.exists() and not run_dir.is_dir():
-            raise SwarmCNNError(f"--out '{run_dir}' exists and is not a folder")
-        files = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
-        if JOURNAL_FILE not in files and not all(is_bookkeeping(name) for name in files):
-            raise SwarmCNNError(f"--out '{run_dir}' is a folder with other files in it; choose a new or empty folder")
+        check_run_folder(run_dir)
         data = runtime.pop("data", None) or load_data(config.source, config.data)  # bad data fails before a journal
         if config.space is None:
             config = replace(config, space=SearchSpace.default_for(data.input_shape))
@@ -409,16 +405,11 @@ class Search:
         return summary
 
     def _final_plan(self, spec: Spec) -> tuple[int, float | None]:
-        """Epochs for the final training and its time: all that is left of a budget, at the pace measured now."""
-        wanted, budget = self.config.final_epochs, self.config.budget_seconds
+        """Epochs for the final training and its time (budget.final_plan), at the pace measured now."""
+        budget = self.config.budget_seconds
         if budget is None:
-            return wanted or DEFAULT_FINAL_EPOCHS, None
-        pace = self._pace(spec)
-        seconds = max(budget - self._elapsed(), _one_epoch(self.data, pace))
-        epochs = final_epochs(seconds, self.data, pace)
-        if wanted and wanted < epochs:
-            return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
-        return epochs, seconds
+            return self.config.final_epochs or DEFAULT_FINAL_EPOCHS, None
+        return final_plan(budget - self._elapsed(), self.data, self._pace(spec), self.config.final_epochs)
 
 
 def _check_validation_split(data: Dataset) -> None:
@@ -427,11 +418,6 @@ def _check_validation_split(data: Dataset) -> None:
             f"the validation split of '{data.source}' is empty, and the search scores every candidate on it; "
             "give more data per class or a larger --val-fraction"
         )
-
-
-def _one_epoch(data: Dataset, seconds_per_image: float) -> float:
-    """A search that overran its budget still trains its final model for an epoch."""
-    return (len(data.train) + len(data.val)) * seconds_per_image
 
 
 __all__ = ["ETA", "Search", "SearchConfig", "SearchReporter", "SearchSummary"]
