@@ -70,6 +70,7 @@ class TrainResult:
     chance_loss: float = math.nan  # the loss of predicting the class shares: what a network that learns nothing gets
     device: str = "cpu"  # where it trained, and in what precision (swarmcnn.hardware)
     precision: str = "fp32"
+    peak_lr: float = 0.0  # the schedule's peak learning rate: the config's, or default_lr's for the network
 
     @property
     def ok(self) -> bool:
@@ -158,7 +159,7 @@ def fit(
     batch_size = config.batch_size or default_batch_size(len(y))
     schedule = Schedule(config.epochs * _trained_per_epoch(len(y), batch_size), config.max_seconds, clock)
     steps = Steps(model, config, schedule, hardware)
-    result = TrainResult("completed", "", planned_images=schedule.images, **hardware.describe())
+    result = TrainResult("completed", "", planned_images=schedule.images, peak_lr=steps.peak, **hardware.describe())
     result.chance_loss = chance_loss(y, len(data.class_names), config.label_smoothing)
     watch = _Watch(config, result)
     reporter.start(config.epochs, _batches_per_epoch(len(y), batch_size))

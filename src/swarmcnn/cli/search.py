@@ -173,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         search.journal.close()  # its write-ahead log goes back into journal.sqlite: the run is one file again
     _check_final_model(search, summary)
+    if final.get("final_retries"):
+        print(f"swarmcnn: warning: the final training diverged {final['final_retries']} time(s) and was trained "
+              "again (in fp32 after bf16, else at a quarter of its learning rate)", file=sys.stderr)
     if final.get("final_not_learning"):
         print(f"swarmcnn: warning: {not_learning_text(final['final_not_learning'])}", file=sys.stderr)
     if final.get("time_bound") and not args.quiet:

@@ -18,6 +18,15 @@ from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
 from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult
 
+# A final training that diverged is trained again, twice at most: a model of NaN would be all the search had to
+# show for itself. Seen in CI on moving-digits: vgg-3block after one bf16 epoch held NaN in its first layer's
+# bias at 4e-3, 1e-3 and 2.5e-4 alike, in a test process that had run others first, and never when run alone:
+# not the rate but a kernel (oneDNN's bf16 convolutions have given wrong results, pytorch/pytorch#169688). So a
+# bf16 training is tried again in fp32 at the same rate first; an fp32 one at a quarter of its rate (default_lr's
+# 4e-3 to Adam's customary 1e-3).
+RETRIES_AFTER_DIVERGING = 2
+RATE_AFTER_DIVERGING = 0.25
+
 
 @dataclass
 class FinalModel:
@@ -25,9 +34,10 @@ class FinalModel:
 
     trained: TrainedModel
     data: Dataset  # train+val as its training split
-    config: TrainConfig
+    config: TrainConfig  # the settings of the training that made the model (a retry's lower rate included)
     result: TrainResult
     test: Evaluation
+    retries: int = 0  # trainings that diverged before it
 
 
 def train_plus_val(data: Dataset) -> Dataset:
@@ -69,10 +79,26 @@ def train_final(
     data_config: DataConfig | None = None,
 ) -> FinalModel:
     """Train spec on train+val as config says, then test it once (data_config: the split settings it records,
-    with the fingerprint of data as they split it)."""
+    with the fingerprint of data as they split it).
+
+    A training that diverges is trained again in fp32 or at a lower rate (RETRIES_AFTER_DIVERGING); a retry gets
+    what is left of max_seconds, but no less than half of it: a training blows up early, at the warm-up's peak, and a
+    network trained in a sliver of its time would be worth less than the overrun. The last try is returned
+    whatever its status: the caller decides what a diverged model is worth.
+    """
     whole = train_plus_val(data)
-    trained, result, test = train_model(spec, whole, config, reporter, data_config, data.fingerprint)
-    return FinalModel(trained, whole, config, result, test)
+    allotted, spent = config.max_seconds, 0.0
+    for retries in range(RETRIES_AFTER_DIVERGING + 1):
+        trained, result, test = train_model(spec, whole, config, reporter, data_config, data.fingerprint)
+        if result.ok or retries == RETRIES_AFTER_DIVERGING:
+            break
+        spent += result.seconds
+        left = None if allotted is None else max(allotted - spent, allotted / 2)
+        if result.precision == "bf16":
+            config = replace(config, precision="fp32", lr=result.peak_lr, max_seconds=left)
+        else:
+            config = replace(config, lr=result.peak_lr * RATE_AFTER_DIVERGING, max_seconds=left)
+    return FinalModel(trained, whole, config, result, test, retries)
 
 
 def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_seconds: float | None,
@@ -92,5 +118,6 @@ def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_se
         "final_seconds": result.seconds,
         "final_allotted_seconds": max_seconds,
         "final_not_learning": result.not_learning,
+        "final_retries": final.retries,
         "provenance": found,
     }
