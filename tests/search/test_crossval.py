@@ -54,9 +54,9 @@ def test_the_record_is_the_accuracy_over_every_held_out_case(digits):
 
 def test_a_fold_gets_less_time_where_all_would_take_more_than_the_share_of_the_final():
     config = dataclasses.replace(CHEAP, max_seconds=10.0)
-    assert crossval.fold_config(config, 600.0, 15, 1.0).max_seconds == 10.0  # 150 s fit in a third of 600 s
-    assert crossval.fold_config(config, 90.0, 15, 1.0).max_seconds == 2.0  # 30 s for 15
-    assert crossval.fold_config(config, 30.0, 15, 1.0) is None  # 0.67 s each: less than the shortest rung
+    assert crossval.fold_config(config, 600.0, 15, 1.0).max_seconds == 10.0  # 150 s fit in half of 600 s
+    assert crossval.fold_config(config, 60.0, 15, 1.0).max_seconds == 2.0  # 30 s for 15
+    assert crossval.fold_config(config, 20.0, 15, 1.0) is None  # 0.67 s each: less than the shortest rung
     assert crossval.fold_config(CHEAP, None, 15, None) is CHEAP  # a search by a count: the rung's images
 
 
