@@ -20,8 +20,7 @@ speed or an epoch count.
    - "training": each proposal trains at rung 0, for a time that lets the search's time hold RUNG0_EVALUATIONS
      of them with their promotions.
    Rung 0 (or 1) never trains a network for less than MIN_PER_CLASS images per class at a design's pace.
-4. The final network is the best of the highest rung; where the validation split is too small to rank them
-   (crossval.py), the top rung's best are cross-validated over train+val first, as one rung above it.
+4. The final network is the best of the highest rung.
 5. A candidate beyond REACH times the largest design's FLOPs (`beyond_reach`), or one predicted to see fewer than
    MIN_PER_CLASS images per class in its rung's time at the fastest rate per FLOP seen (`too_slow`), is refused
    untrained.

@@ -20,7 +20,6 @@ from pathlib import Path
 from swarmcnn.data import Dataset, load_data
 from swarmcnn.designs import starting
 from swarmcnn.errors import SwarmCNNError
-from swarmcnn.search import crossval
 from swarmcnn.search.budget import (
     LADDER_CHILDREN,
     Plan,
@@ -149,7 +148,6 @@ class Search:
                     self.journal.put("plan", self.plan.to_dict())
                 self._search(executor)
                 self._climb(executor)
-                self._cross_validate()
             finally:
                 executor.close()
                 self.reporter.stop()
@@ -216,28 +214,6 @@ class Search:
         first = self.plan.first_trained
         while (step := finishing(self.rungs, self.plan.top_rung, first)) is not None and self._time_for_search():
             self._promote(executor, [step])
-
-    def _cross_validate(self) -> None:
-        """On a small validation split, the top rung's best again by k-fold cross-validation over train+val
-        (crossval.py), journaled one rung above the top; their time comes out of the final training's."""
-        if not crossval.needs_cross_validation(self.data):
-            return
-        rung, best = crossval.finalists(self.rungs, self.plan.top_rung)
-        folds, above = crossval.folds_for(self.data), crossval.rung_of(self.plan.top_rung)
-        budget = self.config.budget_seconds
-        config = crossval.fold_config(
-            self._rung_config(rung), None if budget is None else budget - self._elapsed(), folds * len(best),
-            self._rung_config(self.plan.first_trained).max_seconds,
-        )
-        for record in best if config is not None else []:
-            if record.spec in self.rungs.get(above, {}):
-                continue  # a resume: scored before the kill
-            scored = crossval.cross_validate(Spec.parse(record.spec), self.data, self.normalization, config, folds)
-            origin = {**(record.origin or {}), "score": record.score, "from_rung": record.rung, "folds": folds}
-            scored = replace(self._as_planned(scored), generation=record.generation, origin=origin, rung=above)
-            self._journal(scored, "promotions")
-            self.rungs.setdefault(above, {})[scored.spec] = scored
-            self.reporter.promoted(scored, config.epochs)
 
     def _idle_generations(self) -> int:
         """How many generations told in a row, up to the last, proposed nothing new: read from the records (rung 0,

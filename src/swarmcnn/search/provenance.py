@@ -44,7 +44,6 @@ def provenance(record: EvaluationRecord, designs: Mapping[str, Spec], strategy: 
     origin = dict(record.origin or {})
     origin.pop("score", None)
     origin.pop("from_rung", None)
-    origin.pop("folds", None)  # the ladder's bookkeeping, not where the proposal came from
     if nearest is not None and nearest[1] == 0:
         return {"found_by": DESIGN, "design": nearest[0], **found}
     return {"found_by": SWARM, "strategy": strategy, "generation": record.generation, "origin": origin, **found}
