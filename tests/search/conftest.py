@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,6 @@ def space(tmp_path_factory) -> Path:
 def pytest_collection_modifyitems(config, items):
     """The Ray tests count every Ray task on the machine: beside another xdist worker's Ray instance they count its
     tasks too. Under xdist they skip with that reason; .ci/run runs them one file after another (-n 0)."""
-    import os
-
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     skip = pytest.mark.skip(reason="Ray tests count the machine's Ray tasks: run them with -n 0 -m ray (.ci/run)")

@@ -94,10 +94,9 @@ def train_final(
             break
         spent += result.seconds
         left = None if allotted is None else max(allotted - spent, allotted / 2)
-        if result.precision == "bf16":
-            config = replace(config, precision="fp32", lr=result.peak_lr, max_seconds=left)
-        else:
-            config = replace(config, lr=result.peak_lr * RATE_AFTER_DIVERGING, max_seconds=left)
+        bf16 = result.precision == "bf16"  # a kernel's NaN: the same rate in fp32 first
+        lr = result.peak_lr * (1.0 if bf16 else RATE_AFTER_DIVERGING)
+        config = replace(config, precision="fp32" if bf16 else config.precision, lr=lr, max_seconds=left)
     return FinalModel(trained, whole, config, result, test, retries)
 
 
