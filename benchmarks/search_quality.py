@@ -86,6 +86,7 @@ class Bench:
     augment: bool = False  # random shifts in the final training (`search --augment`)
     flip: bool = False  # random horizontal flips in the final training (`search --flip`)
     precision: str = "auto"  # `search --precision`: every method of a data set trains in the same one
+    val_fraction: float = DataConfig.val_fraction  # `search --val-fraction`
 
     @property
     def resolved_precision(self) -> str:
@@ -93,7 +94,7 @@ class Bench:
 
     @property
     def data(self) -> DataConfig:
-        return DataConfig(per_class=self.per_class)
+        return DataConfig(per_class=self.per_class, val_fraction=self.val_fraction)
 
 
 DEFAULTS = {

@@ -21,7 +21,8 @@ the final training's epochs; under each set the published test accuracies for th
 issue 26), and a summary of the means over all sets.
 
     python benchmarks/signals.py [--sets GunPoint ArrowHead ...] [--budget 120] [--seeds 0 1 2]
-        [--methods pso fcn lenet1d minirocket] [--out DIR] [--outcomes FILE.jsonl] [--json]
+        [--methods pso fcn lenet1d minirocket] [--augment] [--val-fraction F] [--out DIR]
+        [--outcomes FILE.jsonl] [--json]
     python benchmarks/signals.py --table OUTCOMES.jsonl   # the tables of the runs finished so far
     python benchmarks/signals.py --table REPORT.json      # the tables of a saved --json report
 
@@ -57,7 +58,7 @@ from search_quality import (
 )
 
 from swarmcnn.cores import available_cores
-from swarmcnn.data import Dataset, load_data
+from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import SIGNAL_DESIGNS
 from swarmcnn.search.strategies import list_strategies
 
@@ -265,6 +266,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="seconds per run (120)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help=f"of {' '.join(METHODS)}")
+    parser.add_argument("--augment", action="store_true",
+                        help="random shifts in time in every training, as `search --augment` (default: none)")
+    parser.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction,
+                        help="share of each training file held out to rank the networks, as `search --val-fraction` "
+                        "(0.15)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="folder for the search runs and outcomes (default: a temp dir)")
     parser.add_argument("--outcomes", type=Path, metavar="FILE.jsonl", help=f"default: OUT/{OUTCOMES_FILE}")
@@ -283,7 +289,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         outcomes = args.outcomes or out / OUTCOMES_FILE
         for name in names:
-            bench = Bench(name, str(UCR / name), args.budget)
+            bench = Bench(name, str(UCR / name), args.budget, augment=args.augment, val_fraction=args.val_fraction)
             if not Path(bench.source).is_dir():
                 print(f"skipping {name}: {bench.source} not found", file=sys.stderr)
                 report["sets"][name] = {"skipped": f"{bench.source} not found"}

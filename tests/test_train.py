@@ -7,6 +7,7 @@ import torch
 from swarmcnn.data import Dataset, Split
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.spec import parse
+from swarmcnn.steps import WarmingEMA
 from swarmcnn.train import (
     WARMUP_START,
     Normalization,
@@ -239,6 +240,24 @@ def test_with_a_weight_average_the_model_ends_with_the_average_and_still_learns(
     plain, _, _ = _train(digits, REFERENCE, epochs=6)
     assert evaluate(averaged, digits.test, normalization).accuracy >= 0.95
     assert any(not torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), plain.state_dict().values()))
+
+
+def test_a_weight_average_of_a_short_training_is_not_the_random_start(digits):
+    # two epochs of 1,257 digits are 80 steps: at a fixed decay of 0.999 the average would be 92% the initial
+    # weights; warmed up, it follows the network
+    averaged, normalization, _ = _train(digits, REFERENCE, epochs=2, ema=0.999)
+    plain, _, _ = _train(digits, REFERENCE, epochs=2)
+    plain_accuracy = evaluate(plain, digits.test, normalization).accuracy
+    assert evaluate(averaged, digits.test, normalization).accuracy >= plain_accuracy - 0.03
+
+
+def test_the_average_s_decay_warms_up_to_the_one_asked_for():
+    ema = WarmingEMA(0.999)
+    rates = []
+    for _ in range(10_000):  # (1 + n) / (10 + n) reaches 0.999 at n = 8,991
+        ema.updates += 1
+        rates.append(ema.rate)
+    assert rates[0] == pytest.approx(2 / 11) and rates == sorted(rates) and rates[-1] == 0.999
 
 
 def test_flip_test_time_augmentation_averages_the_scores_of_a_picture_and_its_mirror(digits):

@@ -29,8 +29,9 @@ def default_lr(model: nn.Module, optimizer: str = "adamw") -> float:
 class Steps:
     """Optimizer steps at the schedule's learning rate, with an average of the weights where config asks for one.
 
-    Two averages: `ema`, PyTorch's own (`torch.optim.swa_utils.AveragedModel` with an exponential moving
-    average, batch norm statistics included), after which the trained network is the average; and `lookahead`
+    Two averages: `ema`, PyTorch's `torch.optim.swa_utils.AveragedModel` with an exponential moving average whose
+    decay warms up (`WarmingEMA`), batch norm statistics included, after which the trained network is the average;
+    and `lookahead`
     (`Lookahead`), an average that is copied back into the network as it trains.
     """
 
@@ -41,9 +42,10 @@ class Steps:
         self.rate = SCHEDULES[config.schedule]
         self.average = None
         if config.ema is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            from torch.optim.swa_utils import AveragedModel
 
-            self.average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+            self.ema = WarmingEMA(config.ema)
+            self.average = AveragedModel(model, multi_avg_fn=self.ema, use_buffers=True)
         self.lookahead = Lookahead(model) if config.lookahead else None
 
     @property
@@ -65,6 +67,7 @@ class Steps:
         loss.backward()
         self.optimizer.step()
         if self.average is not None:
+            self.ema.updates += 1
             self.average.update_parameters(self.model)
         if self.lookahead is not None:
             self.lookahead.step(progress)
@@ -74,6 +77,32 @@ class Steps:
         """The end of training: the lookahead's average becomes the network."""
         if self.lookahead is not None:
             self.lookahead.copy_back()
+
+
+class WarmingEMA:
+    """The exponential average's update (AveragedModel's multi_avg_fn), with a decay that warms up with the steps:
+    min(decay, (1 + n) / (10 + n)) at update n, as TensorFlow's ExponentialMovingAverage with num_updates and
+    timm's ModelEma warm-up.
+
+    At a fixed decay the average remembers the random initial weights with decay**n: after the 560 steps of `fcn`
+    trained 30 s on OSULeaf at 0.999, more than half of it, and the "averaged" network tested at 20% against 97%
+    for the network itself (measured 2026-12-03). A training's steps follow its time, so no fixed decay fits all.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay, self.updates = decay, 0  # `Steps` counts the updates: no read of the device's counter
+
+    @property
+    def rate(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _count: torch.Tensor) -> None:
+        for mean, now in zip(averaged, current, strict=True):
+            if mean.is_floating_point():
+                mean.lerp_(now, 1 - self.rate)
+            else:  # batch norm's count of batches: the network's own
+                mean.copy_(now)
 
 
 class Lookahead:
