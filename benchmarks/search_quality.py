@@ -125,6 +125,7 @@ class Outcome:
     nearest_design: str | None = None  # and the design nearest to it, in layer edits
     design_distance: int = 0
     scored: int = 1  # architectures the search gave a fitness (trained at rung 0, or scored by the supernet)
+    settings: str = ""  # how a run differed from the benchmark's own for its data set (signals.py: "augment")
 
 
 # -- the methods -----------------------------------------------------------------------------------------
@@ -213,13 +214,14 @@ def run_method(method: str, bench: Bench, seed: int, out: Path) -> Outcome | Non
 # -- running and reporting -------------------------------------------------------------------------------
 
 
-def done_outcomes(path: Path) -> dict[tuple[str, str, int, str], Outcome]:
-    """Outcomes an earlier benchmark already measured into the same file, by (data set, method, seed, precision)."""
+def done_outcomes(path: Path) -> dict[tuple[str, str, int, str, str], Outcome]:
+    """Outcomes an earlier benchmark already measured into the same file, by (data set, method, seed, precision,
+    settings): a run of other settings is never taken for one of these."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     outcomes = [(row.pop("dataset"), Outcome(**row)) for row in rows]
-    return {(dataset, o.method, o.seed, o.precision): o for dataset, o in outcomes}
+    return {(dataset, o.method, o.seed, o.precision, o.settings): o for dataset, o in outcomes}
 
 
 def save_outcome(path: Path, dataset: str, outcome: Outcome) -> None:
@@ -239,7 +241,7 @@ def run_bench(
         for method in methods:
             if method in unfit or (seed != seeds[0] and (method in one_seed or method == LOADED)):
                 continue
-            outcome = done.get((bench.name, method, seed, bench.resolved_precision))
+            outcome = done.get((bench.name, method, seed, bench.resolved_precision, ""))
             if outcome is None:
                 outcome = run_method(method, bench, seed, out)
                 if outcome is None:

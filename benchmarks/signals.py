@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -137,11 +137,12 @@ def run_set(bench: Bench, methods: list[str], seeds: list[int], outcomes: Path, 
     absent = {MINIROCKET: why} if MINIROCKET in methods and (why := minirocket_absent()) else {}
     runs: dict[str, list[Outcome]] = {m: [] for m in methods if m not in absent}
     done = done_outcomes(outcomes)
+    settings = _settings(bench)
     for seed in seeds:
         for method in runs:
-            outcome = done.get((bench.name, method, seed, _precision(method, bench)))
+            outcome = done.get((bench.name, method, seed, _precision(method, bench), settings))
             if outcome is None:
-                outcome = run_method(method, bench, seed, out)
+                outcome = replace(run_method(method, bench, seed, out), settings=settings)
                 save_outcome(outcomes, bench.name, outcome)
             runs[method].append(outcome)
             print(f"  {bench.name} {method} seed {seed}: test {outcome.test_accuracy:.4f} in {outcome.seconds:.0f}s",
@@ -156,6 +157,14 @@ def run_set(bench: Bench, methods: list[str], seeds: list[int], outcomes: Path, 
         "absent": absent,
         "methods": {m: summarise(r) for m, r in runs.items()},
     }
+
+
+def _settings(bench: Bench) -> str:
+    """What a run's options changed from a plain `swarmcnn search SET --budget 2m`, as the outcomes file keys it."""
+    changed = ["augment"] * bench.augment
+    if bench.val_fraction != DataConfig.val_fraction:
+        changed.append(f"val_fraction={bench.val_fraction:g}")
+    return ",".join(changed)
 
 
 def _precision(method: str, bench: Bench) -> str:
