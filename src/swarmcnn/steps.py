@@ -31,8 +31,7 @@ class Steps:
 
     Two averages: `ema`, PyTorch's `torch.optim.swa_utils.AveragedModel` with an exponential moving average whose
     decay warms up (`WarmingEMA`), batch norm statistics included, after which the trained network is the average;
-    and `lookahead`
-    (`Lookahead`), an average that is copied back into the network as it trains.
+    and `lookahead` (`Lookahead`), an average that is copied back into the network as it trains.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, schedule: Schedule, hardware: Hardware) -> None:
@@ -98,9 +97,10 @@ class WarmingEMA:
 
     @torch.no_grad()
     def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _count: torch.Tensor) -> None:
+        weight = 1 - self.rate
         for mean, now in zip(averaged, current, strict=True):
             if mean.is_floating_point():
-                mean.lerp_(now, 1 - self.rate)
+                mean.lerp_(now, weight)
             else:  # batch norm's count of batches: the network's own
                 mean.copy_(now)
 

@@ -165,7 +165,7 @@ def useful_epochs(climb: Iterable[EvaluationRecord], train_images: int) -> float
     validation cases said nothing, and cut a final training from 60 s to 1.4 s and its test accuracy by 6 points.
 
     Each rung trains it afresh for ETA times the time, its schedule ending annealed, as the final training's does:
-    a look at its test accuracy against its length. Measured on SelfRegulationSCP1 (lenet1d alone on train+val,
+    a look at its validation score against its length. Measured on SelfRegulationSCP1 (lenet1d alone on train+val,
     seeds 0-2, 2026-12-03): 86.7% test accuracy after 15 s of training, 86.0 after 30 s, 84.2 after 60 s (80.6 to
     88.7) and 82.6 after 120 s: on a small, noisy set thousands of epochs overfit, and the ladder sees it first.
     """
