@@ -28,7 +28,6 @@ from swarmcnn.search.budget import (
     plan_budgeted,
     predicted_seconds,
     too_slow,
-    useful_epochs,
 )
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
@@ -67,33 +66,6 @@ def test_the_final_plan_takes_the_time_left_an_epoch_when_none_is_and_the_users_
     assert final_plan(-5.0, digits, pace) == (1, one_epoch)  # a search that overran its budget
     assert final_plan(20 * one_epoch, digits, pace, wanted=3) == (3, None)  # the user's schedule, untimed
     assert final_plan(20 * one_epoch, digits, pace, wanted=500) == (epochs, seconds)  # more than the time holds
-
-
-def _climb(*scores: float, loss: float = 0.3) -> list[EvaluationRecord]:
-    """One network's records up the ladder, rung 1 up, each rung trained on ETA times the images of the one below."""
-    return [dataclasses.replace(_record("conv8x3 relu fc10", 1.0, 100, images=300 * ETA**k, score=score),
-                                rung=1 + k, val_loss=loss) for k, score in enumerate(scores)]
-
-
-def test_the_final_training_is_as_long_as_the_ladder_saw_longer_training_help():
-    assert useful_epochs(_climb(0.7, 0.8, 0.9), 100) is None  # still better on its longest training: all the time
-    assert useful_epochs(_climb(0.7, 0.8, 0.76), 100) == 9.0  # rung 2's 900 images of 100: 9 epochs, no more
-    assert useful_epochs(_climb(0.8), 100) is None  # one look says nothing of length
-    failed = dataclasses.replace(_climb(0.5)[0], status="failed", rung=3)
-    assert useful_epochs([*_climb(0.7, 0.8), failed], 100) is None  # a failure is no evidence
-    tied = _climb(1.0, 1.0, 1.0)  # a small split ties: no evidence that longer hurts, whatever the losses
-    tied[0] = dataclasses.replace(tied[0], val_loss=0.05)
-    assert useful_epochs(tied, 100) is None and useful_epochs([], 100) is None
-    assert useful_epochs(_climb(0.7, 0.9, 0.9, 0.8), 100) == 9.0  # the shortest of the best
-
-
-def test_the_final_plan_stops_at_the_useful_epochs_but_never_past_the_time_left(digits):
-    pace = 1e-4
-    one_epoch = _images(digits) * pace
-    assert final_plan(20 * one_epoch, digits, pace, useful=5.0) == (final_epochs(5 * one_epoch, digits, pace),
-                                                                   pytest.approx(5 * one_epoch))
-    assert final_plan(20 * one_epoch, digits, pace, useful=50.0) == final_plan(20 * one_epoch, digits, pace)
-    assert final_plan(20 * one_epoch, digits, pace, useful=0.2)[1] == pytest.approx(one_epoch)  # an epoch at least
 
 
 def test_the_supernet_and_the_ladder_share_the_search_half_of_the_budget(digits):
@@ -244,29 +216,3 @@ def test_a_design_that_leads_the_top_rung_is_the_final_and_is_found_by_design(tm
     found = search.journal.get("final")["provenance"]
     assert found == {"found_by": "design", "design": "vgg-3block", "nearest_design": "vgg-3block",
                      "design_distance": 0}
-
-
-def test_a_final_network_that_scored_lower_on_its_longest_rung_gets_no_longer_a_final_training(tmp_path, digits):
-    vgg = str(design("vgg-3block"))
-    # the design leads both rungs, but its longer training (rung 2) scored lower than its shorter one (rung 1)
-    scripted = Scripted(lambda spec, rung: {1: 0.95, 2: 0.9}[rung] if spec == vgg else 0.5 + 0.1 * rung,
-                        first_rung=1)
-    config = SearchConfig(source="digits", strategy="random", budget_seconds=16, space=TINY, fitness="supernet")
-    search = Search.start(tmp_path / "run", config, executor=scripted, data=digits)
-    search.run()
-    final = search.journal.get("final")
-    climb = {r.rung: r for r in search.journal.evaluations("promotions") if r.spec == vgg}
-    assert final["best_spec"] == vgg and final["best_rung"] == 2
-    assert final["final_useful_epochs"] == pytest.approx(climb[1].images / len(digits.train))
-    assert final["final_epochs"] <= max(1, final["final_useful_epochs"])
-
-
-def test_a_final_network_still_improving_on_its_longest_rung_gets_all_the_time_left(tmp_path, digits):
-    vgg = str(design("vgg-3block"))
-    scripted = Scripted(lambda spec, rung: 0.8 + 0.05 * rung if spec == vgg else 0.5, first_rung=1)
-    config = SearchConfig(source="digits", strategy="random", budget_seconds=16, space=TINY, fitness="supernet")
-    search = Search.start(tmp_path / "run", config, executor=scripted, data=digits)
-    search.run()
-    final = search.journal.get("final")
-    assert final["best_spec"] == vgg and final["final_useful_epochs"] is None
-    assert final["final_allotted_seconds"] >= 0.3 * 16

@@ -183,11 +183,6 @@ def run(args: argparse.Namespace) -> int:
             "the best design was still learning at the budget's end, so its final training got the time a search "
             "would have taken (a longer --budget leaves time to search)"
         )
-    if final.get("final_useful_epochs") is not None and not args.quiet:
-        stdout.print(
-            f"on the ladder this network scored best after {final['final_useful_epochs']:.0f} epochs, not on its "
-            "longest training: its final training was given no more than those"
-        )
     if not args.quiet:
         from swarmcnn.search.provenance import describe
 

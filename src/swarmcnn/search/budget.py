@@ -141,39 +141,15 @@ def final_epochs(seconds: float, data: Dataset, seconds_per_image: float) -> int
     return max(1, int(seconds / (final_images(data) * seconds_per_image)))
 
 
-def final_plan(seconds_left: float, data: Dataset, seconds_per_image: float, wanted: int | None = None,
-               useful: float | None = None) -> tuple[int, float | None]:
+def final_plan(seconds_left: float, data: Dataset, seconds_per_image: float, wanted: int | None = None
+               ) -> tuple[int, float | None]:
     """The final training's epochs and time limit: all that is left of the budget (an epoch at least, for a search
-    that overran it), at this pace, or only the `useful` epochs the ladder saw help (`useful_epochs`); the user's
-    `wanted` epochs where they fit, with no time limit then."""
-    one_epoch = final_images(data) * seconds_per_image
-    seconds = max(seconds_left, one_epoch)
-    if useful is not None:
-        seconds = min(seconds, max(useful, 1.0) * one_epoch)
+    that overran it), at this pace; the user's `wanted` epochs where they fit, with no time limit then."""
+    seconds = max(seconds_left, final_images(data) * seconds_per_image)
     epochs = final_epochs(seconds, data, seconds_per_image)
     if wanted and wanted < epochs:
         return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
     return epochs, seconds
-
-
-def useful_epochs(climb: Iterable[EvaluationRecord], train_images: int) -> float | None:
-    """The epochs past which the final network's own climb up the ladder saw longer training stop helping: those
-    of the shortest rung where it scored best, where its longest training (the highest rung it reached) scored
-    lower; None where it scored as well on its longest (the final training then takes all its time).
-
-    Scores only: a loss that differs in the third digit between two trainings both at 100% on GunPoint's eight
-    validation cases said nothing, and cut a final training from 60 s to 1.4 s and its test accuracy by 6 points.
-
-    Each rung trains it afresh for ETA times the time, its schedule ending annealed, as the final training's does:
-    a look at its validation score against its length. Measured on SelfRegulationSCP1 (lenet1d alone on train+val,
-    seeds 0-2, 2026-12-03): 86.7% test accuracy after 15 s of training, 86.0 after 30 s, 84.2 after 60 s (80.6 to
-    88.7) and 82.6 after 120 s: on a small, noisy set thousands of epochs overfit, and the ladder sees it first.
-    """
-    trained = sorted((r for r in climb if r.ok and r.images), key=lambda r: r.rung)
-    if len(trained) < 2:
-        return None
-    best = max(trained, key=lambda r: r.score)  # the first, the shortest, of equal scores
-    return None if best.score <= trained[-1].score else best.images / max(train_images, 1)
 
 
 def final_schedule_epochs(expected: int) -> int:

@@ -101,10 +101,9 @@ def train_final(
 
 
 def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_seconds: float | None,
-                  found: dict, useful: float | None = None) -> dict:
+                  found: dict) -> dict:
     """What the journal keeps of the final training (journal_checks.FINAL_FIELDS reads it back): the network, where
-    it came from, its test, and how its training went (useful: in a training by time, the epochs its climb up the
-    ladder saw help where its longest training scored lower, budget.useful_epochs)."""
+    it came from, its test, and how its training went."""
     result = final.result
     return {
         "best_spec": best.spec,
@@ -119,6 +118,5 @@ def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_se
         "final_allotted_seconds": max_seconds,
         "final_not_learning": result.not_learning,
         "final_retries": final.retries,
-        "final_useful_epochs": useful,
         "provenance": found,
     }

@@ -170,7 +170,6 @@ FINAL_OPTIONAL: dict[str, Callable] = {
     "final_allotted_seconds": lambda v, f: optional(number, v, f),
     "final_not_learning": lambda v, f: optional(whole, v, f),
     "final_retries": lambda v, f: whole(v, f),
-    "final_useful_epochs": lambda v, f: optional(number, v, f),
     "curve_exponent": lambda v, f: optional(number, v, f),
     "time_bound": flag,
     "provenance": lambda v, f: checked_provenance(v, f),

@@ -29,7 +29,6 @@ from swarmcnn.search.budget import (
     plan_budgeted,
     search_seconds,
     too_slow,
-    useful_epochs,
 )
 from swarmcnn.search.config import SearchConfig
 from swarmcnn.search.evaluate import EvaluationConfig
@@ -392,9 +391,7 @@ class Search:
                 f"{self.run_dir}' for their reasons"
             )
         spec = Spec.parse(best.spec)
-        climb = [records[best.spec] for records in self.rungs.values() if best.spec in records]
-        useful = useful_epochs(climb, len(self.data.train))
-        epochs, max_seconds = self._final_plan(spec, useful)
+        epochs, max_seconds = self._final_plan(spec)
         reporter = self.reporter.final_training(best.spec, epochs, max_seconds)
         planned = epochs if max_seconds is None else final_schedule_epochs(epochs)
         final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter, self.config.data)
@@ -403,17 +400,16 @@ class Search:
         final.trained.metrics.update(val_accuracy=best.val_accuracy, search_evaluations=len(self.known),
                                      provenance=found)
         final.trained.save(self.run_dir / BEST_DIR)
-        summary = final_summary(best, final, epochs, max_seconds, found, useful if max_seconds is not None else None)
+        summary = final_summary(best, final, epochs, max_seconds, found)
         self.journal.put("final", summary)
         return summary
 
-    def _final_plan(self, spec: Spec, useful: float | None) -> tuple[int, float | None]:
-        """Epochs for the final training and its time (budget.final_plan), at the pace measured now, no more than
-        the `useful` epochs its climb up the ladder saw help."""
+    def _final_plan(self, spec: Spec) -> tuple[int, float | None]:
+        """Epochs for the final training and its time (budget.final_plan), at the pace measured now."""
         budget = self.config.budget_seconds
         if budget is None:
             return self.config.final_epochs or DEFAULT_FINAL_EPOCHS, None
-        return final_plan(budget - self._elapsed(), self.data, self._pace(spec), self.config.final_epochs, useful)
+        return final_plan(budget - self._elapsed(), self.data, self._pace(spec), self.config.final_epochs)
 
 
 def _check_validation_split(data: Dataset) -> None:
