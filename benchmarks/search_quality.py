@@ -55,7 +55,7 @@ from swarmcnn.cores import ThreadGovernor, available_cores
 from swarmcnn.data import DataConfig, Dataset, load_data
 from swarmcnn.designs import DESIGNS, SIGNAL_DESIGNS, design, fitting
 from swarmcnn.hardware import resolve
-from swarmcnn.search.budget import final_epochs, final_schedule_epochs
+from swarmcnn.search.budget import final_epochs, final_members, final_schedule_epochs
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.final import final_config, train_final
 from swarmcnn.search.journal import Journal
@@ -125,6 +125,7 @@ class Outcome:
     nearest_design: str | None = None  # and the design nearest to it, in layer edits
     design_distance: int = 0
     scored: int = 1  # architectures the search gave a fitness (trained at rung 0, or scored by the supernet)
+    final_members: int = 1  # trainings the final model averages (swarmcnn.ensemble)
     settings: str = ""  # how a run differed from the benchmark's own for its data set (signals.py: "augment")
 
 
@@ -153,13 +154,14 @@ def run_strategy(name: str, bench: Bench, seed: int, run_dir: Path) -> Outcome:
     journal = Journal.open(run_dir)
     final, records, scored = journal.get("final"), journal.evaluations(), journal.get("scored", None)
     journal.close()
-    params = design_params(summary.best_spec, search.data)
+    params = design_params(summary.best_spec, search.data) * final.get("final_members", 1)
     found = final.get("provenance") or {}
     return Outcome(
         name, seed, summary.test_accuracy, params, seconds, summary.best_spec, len(records),
         candidate_counts(records), final["final_epochs"], final["final_epochs_trained"], final["final_cut_by_time"],
         bench.resolved_precision, found.get("found_by", "design"), found.get("nearest_design"),
         found.get("design_distance", 0), scored if isinstance(scored, int) else len(records),
+        final_members=final.get("final_members", 1),
     )
 
 
@@ -176,13 +178,15 @@ def run_design(name: str, bench: Bench, seed: int) -> Outcome | None:
     config = final_config(EvaluationConfig(precision=bench.precision), 1, seed, bench.augment, bench.flip)
     pace = seconds_per_image(spec, data, Normalization.of(data.train.x), config)
     seconds = bench.budget - (time.perf_counter() - clock)
-    epochs = final_epochs(seconds, data, pace)
-    final = train_final(spec, data, replace(config, epochs=final_schedule_epochs(epochs), max_seconds=seconds))
+    members, epochs, each = final_members(final_epochs(seconds, data, pace), seconds)  # as the search's final
+    final = train_final(spec, data, replace(config, epochs=final_schedule_epochs(epochs), max_seconds=each),
+                        members=members)
     trained = round(final.result.images / len(final.data.train), 2)
     return Outcome(
-        name, seed, final.test.accuracy, design_params(str(spec), data), time.perf_counter() - started, str(spec),
+        name, seed, final.test.accuracy, members * design_params(str(spec), data), time.perf_counter() - started,
+        str(spec),
         final_epochs=epochs, final_epochs_trained=trained, final_cut_by_time=final.result.cut_by_time,
-        precision=bench.resolved_precision,
+        precision=bench.resolved_precision, final_members=members,
     )
 
 

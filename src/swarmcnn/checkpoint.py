@@ -19,6 +19,7 @@ from torch import nn
 
 from swarmcnn import strictjson
 from swarmcnn.atomic import replace_folder, restorable
+from swarmcnn.ensemble import MAX_MEMBERS, combine, members_of
 from swarmcnn.errors import CheckpointError, SpecError, SwarmCNNError, is_disk_full
 from swarmcnn.hardware import Hardware
 from swarmcnn.inference import Normalization, predict_logits
@@ -61,6 +62,11 @@ class TrainedModel:
         with allocating("predicting", hardware and hardware.device):
             return predict_logits(self.module, x, self.normalization, hardware=hardware).softmax(1).cpu()
 
+    @property
+    def members(self) -> int:
+        """The trainings whose probabilities the model averages (swarmcnn.ensemble); 1 for a single network."""
+        return len(members_of(self.module))
+
     def check_inputs(self, x: torch.Tensor) -> None:
         """Refuse a batch whose inputs are not of the model's input shape, naming both shapes."""
         if tuple(x.shape[1:]) != tuple(self.input_shape):
@@ -94,8 +100,9 @@ class TrainedModel:
             "input_dtype": self.input_dtype,
             "class_names": list(self.class_names),
             "normalization": asdict(self.normalization),
-            "parameters": self.spec.num_params(self.input_shape, len(self.class_names)),
-            "flops": self.spec.flops(self.input_shape, len(self.class_names)),
+            "members": self.members,
+            "parameters": self.members * self.spec.num_params(self.input_shape, len(self.class_names)),
+            "flops": self.members * self.spec.flops(self.input_shape, len(self.class_names)),
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
@@ -207,7 +214,8 @@ def _rebuild(origin: str, description: dict, stored: _Stored, device: str) -> Tr
     normalization = _checked_normalization(origin, description, input_shape[0])
     others = {key: _checked_object(origin, description, key) for key in ("metrics", "data", "training")}
     input_dtype = _checked_input_dtype(origin, description)
-    module = _load_module(origin, stored, spec, input_shape, len(class_names), device)
+    members = _checked_members(origin, description)
+    module = _load_module(origin, stored, spec, input_shape, len(class_names), device, members)
     _check_spec_text(origin, description, spec)
     return TrainedModel(module, spec, input_shape, class_names, normalization, **others, input_dtype=input_dtype)
 
@@ -342,6 +350,14 @@ def _checked_input_dtype(origin: str, description: dict) -> str:
     return dtype
 
 
+def _checked_members(origin: str, description: dict) -> int:
+    """The trainings the model averages: 1 where model.json does not say (a model of one network)."""
+    members = description.get("members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise _bad(origin, "members", f"must be a whole number from 1 to {MAX_MEMBERS}, got {members!r:.80}")
+    return members
+
+
 def _checked_object(origin: str, description: dict, key: str) -> dict:
     value = description.get(key, {})
     if not isinstance(value, dict):
@@ -350,7 +366,8 @@ def _checked_object(origin: str, description: dict, key: str) -> dict:
 
 
 def _load_module(
-    origin: str, stored: _Stored, spec: Spec, input_shape: tuple[int, ...], classes: int, device: str
+    origin: str, stored: _Stored, spec: Spec, input_shape: tuple[int, ...], classes: int, device: str,
+    members: int = 1,
 ) -> nn.Module:
     """The network with the stored weights, once their names and shapes agree with the description.
 
@@ -365,14 +382,15 @@ def _load_module(
     weights = stored.name
     try:
         found = stored.shapes()
-        needed, held = spec.num_params(input_shape, classes), sum(math.prod(shape) for shape in found.values())
+        needed = members * spec.num_params(input_shape, classes)
+        held = sum(math.prod(shape) for shape in found.values())
         if needed > held:
             raise CheckpointError(
-                f"cannot load {weights}: layers, input_shape and class_names of {MODEL_FILE} make "
+                f"cannot load {weights}: layers, members, input_shape and class_names of {MODEL_FILE} make "
                 f"{needed:,} parameters, the weights hold {held:,} values"
             )
         with torch.device("meta"):
-            module = build_model(spec, input_shape, classes)
+            module = combine([build_model(spec, input_shape, classes) for _ in range(members)])
         expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
         if found != expected:
             raise CheckpointError(

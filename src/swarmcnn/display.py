@@ -184,9 +184,10 @@ class RichSearchReporter(SearchReporter):
             f"{record.images:,} images ({epochs} epochs)"
         )
 
-    def final_training(self, spec: str, epochs: int, seconds: float | None):
+    def final_training(self, spec: str, epochs: int, seconds: float | None, members: int = 1):
         within = "" if seconds is None else f" within {seconds:.0f}s"
-        self.console.print(f"final training of [bold]{spec}[/] for {epochs} epochs on train+val{within}")
+        trainings = f"{epochs} epochs" if members == 1 else f"{members} trainings of {epochs} epochs, averaged,"
+        self.console.print(f"final training of [bold]{spec}[/] for {trainings} on train+val{within}")
         return RichTrainReporter(self.console)
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.ensemble import members_of
 from swarmcnn.errors import SwarmCNNError, did_you_mean
 from swarmcnn.memory import allocating
 
@@ -158,11 +159,16 @@ def last_conv_activation(module: nn.Sequential) -> nn.Module:
 
 
 def _gradcam(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, black: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM of the last convolution's maps; of an ensemble, the mean of its members' (each has its own maps)."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    coarse = LayerGradCam(module, last_conv_activation(module)).attribute(x, target=targets, relu_attributions=True)
-    fine = LayerAttribution.interpolate(coarse.detach(), tuple(x.shape[2:]), interpolate_mode=_INTERPOLATION[x.dim()])
-    return fine[:, 0].clamp(min=0)
+    maps = []
+    for member in members_of(module):
+        coarse = LayerGradCam(member, last_conv_activation(member)).attribute(x, target=targets,
+                                                                              relu_attributions=True)
+        maps.append(LayerAttribution.interpolate(coarse.detach(), tuple(x.shape[2:]),
+                                                 interpolate_mode=_INTERPOLATION[x.dim()]))
+    return torch.stack(maps).mean(0)[:, 0].clamp(min=0)
 
 
 def _integrated_gradients(module, x, targets, black) -> torch.Tensor:

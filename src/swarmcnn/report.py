@@ -190,8 +190,9 @@ def _final_model(run_dir: Path, data, data_problem: str | None) -> str:
         parts.append(_test(trained, data.test))
     weight = first_conv_weight(trained.module)
     if weight is not None:
-        caption = "The features the first convolution learned" + (" (time slices side by side)." if weight.dim() == 5
-                                                                    else ".")
+        caption = "The features the first convolution learned" + (" (time slices side by side)" if weight.dim() == 5
+                                                                    else "")
+        caption += f", in the first of the {trained.members} trainings it averages." if trained.members > 1 else "."
         parts.append(figure_html("features", png(features_image(weight)), caption))
     return "".join(parts)
 
@@ -240,11 +241,16 @@ def _settings(run: RunRecord, data, data_problem: str | None) -> str:
         "search (seconds, wall clock)": _rounded(run.values["search_seconds"]),
         "candidates' and promotions' training (seconds, summed)": _rounded(summary["search_seconds"]),
         "final training (seconds)": _rounded(final.get("final_seconds")) if final else "pending",
+        "final model": _trainings(final.get("final_members", 1)) if final else "pending",
         "test accuracy of the final model": accuracy_text(final.get("test_accuracy")) if final else "pending",
     }
     every = json.dumps(settings.to_dict(), indent=2, default=str)
     return (_facts("The run", facts) + _data_summary(data, data_problem) + _facts("Versions", _versions())
             + f"<details><summary>all settings</summary><pre>{html.escape(every)}</pre></details>")
+
+
+def _trainings(members: int) -> str:
+    return "one training" if members == 1 else f"{members} trainings of the network, their probabilities averaged"
 
 
 def _data_summary(data, data_problem: str | None) -> str:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from swarmcnn.checkpoint import TrainedModel
+from swarmcnn.ensemble import first_member
 from swarmcnn.errors import SwarmCNNError
 
 SHOWN_MAPS = 16  # feature maps drawn per layer at most
@@ -53,7 +54,7 @@ class Votes:
 def layer_views(trained: TrainedModel, x: torch.Tensor) -> list[LayerView]:
     """The outputs of every convolution, ReLU and pooling layer before the first fully connected one, for one
     stored input x of the model's input shape."""
-    module = trained.module.cpu().eval()
+    module = first_member(trained.module).cpu().eval()  # an ensemble's members share their layers' kinds
     value = trained.normalization(x[None].cpu())
     # before the first fc, module i is the spec's layer i (model.build_model inserts nothing there)
     names = [str(layer) for layer in trained.spec.layers]
@@ -99,7 +100,7 @@ def plus_minus_one(x: torch.Tensor) -> torch.Tensor:
 def first_layer_match(trained: TrainedModel, x: torch.Tensor, feature: int | None = None) -> tuple[int, torch.Tensor]:
     """The first convolution's feature `feature` (default: the one with the best match anywhere) and its match
     map on x scaled to +-1."""
-    conv = next((layer for layer in trained.module if isinstance(layer, _CONVS)), None)
+    conv = next((layer for layer in first_member(trained.module) if isinstance(layer, _CONVS)), None)
     if conv is None:
         raise SwarmCNNError("the model has no convolution: there are no features to match")
     weight = conv.weight.detach().cpu()
@@ -146,6 +147,9 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
     files: dict = {"input": "stack-input.png", "layers": []}
     render.input_image(x).save(out / files["input"])
     sections = [(files["input"], f"The input: {html.escape(name)}, {'×'.join(map(str, x.shape))}.")]
+    if trained.members > 1:
+        sections.append(("", f"The model averages the votes of {trained.members} trainings of one network; the "
+                             "layers below are the first training's."))
     for view in layer_views(trained, x):
         picture = f"stack-{view.position:02d}-{view.kind.lower()}.png"
         shape = "×".join(map(str, view.shape))
@@ -159,11 +163,11 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
             "picture": picture,
         })
         sections.append((picture, html.escape(f"Layer {view.position + 1}, {view.name}. {sentence}")))
-    if any(isinstance(layer, _CONVS) for layer in trained.module):
+    if any(isinstance(layer, _CONVS) for layer in first_member(trained.module)):
         chosen, matches = first_layer_match(trained, x, feature)
         shown = matches if matches.dim() <= 2 else matches[matches.shape[0] // 2]
         files["match"], files["feature"] = "stack-match.png", chosen
-        first = next(layer for layer in trained.module if isinstance(layer, _CONVS))
+        first = next(layer for layer in first_member(trained.module) if isinstance(layer, _CONVS))
         signal = x.dim() == 2
         patch, unit = ("stretch", "instant") if signal else ("patch", "pixel")
         scale = "1 at the top, -1 at the bottom" if signal else "white 1, black -1"
@@ -193,7 +197,7 @@ def write_stack(trained: TrainedModel, x: torch.Tensor, out: Path, name: str, fe
 def _page(name: str, sections: list[tuple[str, str]]) -> str:
     body = "\n".join(
         f'<figure><img src="{html.escape(picture)}" alt="{html.escape(picture)}">'
-        f"<figcaption>{text}</figcaption></figure>"
+        f"<figcaption>{text}</figcaption></figure>" if picture else f"<p>{text}</p>"  # a section of words only
         for picture, text in sections
     )
     return (

@@ -86,7 +86,7 @@ class Refusing:
 class StopBeforeFinal(SearchReporter):
     """Raises KeyboardInterrupt as the final training starts: a run stopped after its search and promotions."""
 
-    def final_training(self, spec: str, epochs: int, seconds: float | None):
+    def final_training(self, spec: str, epochs: int, seconds: float | None, members: int = 1):
         raise KeyboardInterrupt
 
 

@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     epochs = (
         f"; final training {final['final_epochs_trained']:g} epochs ({final['final_epochs']} planned)" if final else ""
     )
+    if final and final.get("final_members", 1) > 1:
+        epochs += f" each, {final['final_members']} trainings averaged"
     found = f", {describe(summary['found_by'])}" if summary.get("found_by") else ""
     stdout.print(
         f"{summary['strategy']} on {summary['data']}: {summary['evaluations']} evaluations ({counts}), "

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 
 from swarmcnn.data import Dataset
+from swarmcnn.ensemble import members_for
 from swarmcnn.search import journal_checks as checks
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
@@ -150,6 +151,13 @@ def final_plan(seconds_left: float, data: Dataset, seconds_per_image: float, wan
     if wanted and wanted < epochs:
         return wanted, None  # the user's epochs fit: the schedule is theirs, not the time's
     return epochs, seconds
+
+
+def final_members(epochs: int, seconds: float | None) -> tuple[int, int, float | None]:
+    """The final training as trainings averaged (swarmcnn.ensemble.members_for): how many, and each one's epochs
+    and time. Only a final driven by its time is split; the user's epochs are one training's."""
+    members = 1 if seconds is None else members_for(epochs)
+    return members, epochs // members, None if seconds is None else seconds / members
 
 
 def final_schedule_epochs(expected: int) -> int:

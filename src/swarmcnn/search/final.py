@@ -12,11 +12,12 @@ import torch
 
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset, Split
+from swarmcnn.ensemble import combine, member_seed
 from swarmcnn.package import train_model
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
-from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult
+from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult, evaluate
 
 # A final training that diverged is trained again, twice at most: a model of NaN would be all the search had to
 # show for itself. Seen in CI on moving-digits: vgg-3block after one bf16 epoch held NaN in its first layer's
@@ -38,6 +39,12 @@ class FinalModel:
     result: TrainResult
     test: Evaluation
     retries: int = 0  # trainings that diverged before it
+    member_results: tuple[TrainResult, ...] = ()  # of each member of an ensemble, `result` the first's
+
+    @property
+    def results(self) -> tuple[TrainResult, ...]:
+        """The trainings the model is made of: its members', or its one."""
+        return self.member_results or (self.result,)
 
 
 def train_plus_val(data: Dataset) -> Dataset:
@@ -77,19 +84,38 @@ def train_final(
     config: TrainConfig,
     reporter: TrainReporter | None = None,
     data_config: DataConfig | None = None,
+    members: int = 1,
 ) -> FinalModel:
     """Train spec on train+val as config says, then test it once (data_config: the split settings it records,
     with the fingerprint of data as they split it).
+
+    members: trainings of config each (their seeds `member_seed`), whose probabilities the model averages
+    (swarmcnn.ensemble); a member that diverged for good is left out of the average, and the model of the first
+    is returned when all did.
+    """
+    whole = train_plus_val(data)
+    trainings = [
+        _train_member(spec, whole, replace(config, seed=member_seed(config.seed, k)), reporter, data_config,
+                      data.fingerprint)
+        for k in range(members)
+    ]
+    learned = [training for training in trainings if training.result.ok]
+    if members == 1 or len(learned) < 2:
+        return learned[0] if learned else trainings[0]
+    return _averaged(learned, whole)
+
+
+def _train_member(spec, whole, config, reporter, data_config, fingerprint) -> FinalModel:
+    """One training, tried again should it diverge.
 
     A training that diverges is trained again in fp32 or at a lower rate (RETRIES_AFTER_DIVERGING); a retry gets
     what is left of max_seconds, but no less than half of it: a training blows up early, at the warm-up's peak, and a
     network trained in a sliver of its time would be worth less than the overrun. The last try is returned
     whatever its status: the caller decides what a diverged model is worth.
     """
-    whole = train_plus_val(data)
     allotted, spent = config.max_seconds, 0.0
     for retries in range(RETRIES_AFTER_DIVERGING + 1):
-        trained, result, test = train_model(spec, whole, config, reporter, data_config, data.fingerprint)
+        trained, result, test = train_model(spec, whole, config, reporter, data_config, fingerprint)
         if result.ok or retries == RETRIES_AFTER_DIVERGING:
             break
         spent += result.seconds
@@ -100,21 +126,42 @@ def train_final(
     return FinalModel(trained, whole, config, result, test, retries)
 
 
+def _averaged(trainings: list[FinalModel], whole: Dataset) -> FinalModel:
+    """One model of the members' trainings, tested once as one; its metrics are the first member's training
+    curve with the ensemble's test, and each member's own test beside them."""
+    first = trainings[0]
+    module = combine([training.trained.module for training in trainings])
+    test = evaluate(module, whole.test, first.trained.normalization)
+    tested = len(whole.test) > 0
+    metrics = {
+        **first.trained.metrics,
+        "test_accuracy": test.accuracy if tested else None,
+        "test_loss": test.loss if tested else None,
+        "train_seconds": sum(training.result.seconds for training in trainings),
+        "member_test_accuracies": [training.test.accuracy if tested else None for training in trainings],
+    }
+    trained = replace(first.trained, module=module, metrics=metrics)
+    results = tuple(training.result for training in trainings)
+    return replace(first, trained=trained, test=test, retries=sum(t.retries for t in trainings),
+                   member_results=results)
+
+
 def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_seconds: float | None,
                   found: dict) -> dict:
     """What the journal keeps of the final training (journal_checks.FINAL_FIELDS reads it back): the network, where
     it came from, its test, and how its training went."""
-    result = final.result
+    result, results = final.result, final.results
     return {
         "best_spec": best.spec,
         "best_val_accuracy": best.val_accuracy,
         "best_rung": best.rung,
         "test_accuracy": final.test.accuracy if len(final.data.test) else None,
         "final_epochs": epochs,
-        "final_epochs_trained": round(result.images / max(len(final.data.train), 1), 2),
+        "final_members": len(results),
+        "final_epochs_trained": round(result.images / max(len(final.data.train), 1), 2),  # each member's
         "final_status": result.status,
-        "final_cut_by_time": result.cut_by_time,
-        "final_seconds": result.seconds,
+        "final_cut_by_time": any(r.cut_by_time for r in results),
+        "final_seconds": sum(r.seconds for r in results),
         "final_allotted_seconds": max_seconds,
         "final_not_learning": result.not_learning,
         "final_retries": final.retries,

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from swarmcnn.ensemble import MAX_MEMBERS
 from swarmcnn.errors import SpecError, SwarmCNNError, is_disk_full
 
 STATUSES = ("ok", "diverged", "too-large", "too-slow", "out-of-memory", "failed")
@@ -170,6 +171,7 @@ FINAL_OPTIONAL: dict[str, Callable] = {
     "final_allotted_seconds": lambda v, f: optional(number, v, f),
     "final_not_learning": lambda v, f: optional(whole, v, f),
     "final_retries": lambda v, f: whole(v, f),
+    "final_members": lambda v, f: whole(v, f, 1, MAX_MEMBERS),
     "curve_exponent": lambda v, f: optional(number, v, f),
     "time_bound": flag,
     "provenance": lambda v, f: checked_provenance(v, f),

@@ -24,6 +24,7 @@ from swarmcnn.search.budget import (
     LADDER_CHILDREN,
     Plan,
     beyond_reach,
+    final_members,
     final_plan,
     final_schedule_epochs,
     plan_budgeted,
@@ -392,9 +393,11 @@ class Search:
             )
         spec = Spec.parse(best.spec)
         epochs, max_seconds = self._final_plan(spec)
-        reporter = self.reporter.final_training(best.spec, epochs, max_seconds)
-        planned = epochs if max_seconds is None else final_schedule_epochs(epochs)
-        final = train_final(spec, self.data, self._final_config(planned, max_seconds), reporter, self.config.data)
+        members, epochs, each_seconds = final_members(epochs, max_seconds)
+        reporter = self.reporter.final_training(best.spec, epochs, max_seconds, members)
+        planned = epochs if each_seconds is None else final_schedule_epochs(epochs)
+        config = self._final_config(planned, each_seconds)
+        final = train_final(spec, self.data, config, reporter, self.config.data, members)
         found = provenance(best, self.designs, self.config.strategy)
         # the final training has no validation split (train+val): the spec's validation score is the search's
         final.trained.metrics.update(val_accuracy=best.val_accuracy, search_evaluations=len(self.known),
