@@ -102,6 +102,10 @@ def test_an_ensemble_exports_equal_to_pytorch(pair, digits, tmp_path, format):
         pytest.importorskip("onnxruntime")
     exported = export_model(pair[0].trained, format, tmp_path / f"model.{format}", digits.test.x[:32])
     assert exported.max_difference <= 1e-4
+    if format == "torchscript":
+        from swarmcnn.export import torchscript_metadata
+
+        assert torchscript_metadata(exported.path)["members"] == "2"
 
 
 def test_grad_cam_of_an_ensemble_is_its_members_mean(pair, digits):
@@ -126,3 +130,33 @@ def test_the_stack_of_an_ensemble_shows_its_first_member_and_says_so(pair, digit
     page = (tmp_path / files["index"]).read_text()
     assert "averages the votes of 2 trainings" in page and all((tmp_path / f["picture"]).exists()
                                                                 for f in files["layers"])
+
+
+def test_train_members_saves_one_model_of_the_trainings_averaged(tmp_path, capsys):
+    from swarmcnn.cli import main
+
+    out = tmp_path / "model"
+    assert main(["train", "digits", "--arch", SMALL, "--epochs", "1", "--members", "2", "--out", str(out)]) == 0
+    assert "2 trainings averaged" in " ".join(capsys.readouterr().out.split())  # as rich wraps it
+    trained = load(out)
+    assert trained.members == 2 and len(trained.metrics["member_test_accuracies"]) == 2
+
+
+def test_train_refuses_more_members_than_a_model_holds_in_one_line(tmp_path, capsys):
+    from swarmcnn.cli import main
+
+    code = main(["train", "digits", "--arch", SMALL, "--members", str(MAX_MEMBERS + 1), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--members {MAX_MEMBERS + 1}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_classifier_averages_its_members_and_refuses_a_count_a_model_cannot_hold(digits):
+    from swarmcnn import SwarmCNNClassifier
+    from swarmcnn.errors import SwarmCNNError
+
+    x, y = digits.train.x[:300, 0].numpy(), digits.train.y[:300].numpy()  # (N, 8, 8) pictures
+    classifier = SwarmCNNClassifier(SMALL, epochs=1, members=2, device="cpu").fit(x, y)
+    assert classifier.model_.members == 2 and classifier.predict_proba(x).shape == (300, 10)
+    with pytest.raises(SwarmCNNError, match=r"members=2\.5"):
+        SwarmCNNClassifier(SMALL, epochs=1, members=2.5).fit(x, y)

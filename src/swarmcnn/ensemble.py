@@ -18,6 +18,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from swarmcnn.errors import SwarmCNNError
+
 # The most members: InceptionTime's five networks (Ismail Fawaz et al. 2020), the ensemble size its paper found
 # enough for the UCR archive's variance.
 MAX_MEMBERS = 5
@@ -41,6 +43,13 @@ class Ensemble(nn.Module):
         for member in self.members:  # a loop, not a comprehension: TorchScript scripts it
             scores.append(member(x).float().log_softmax(1))
         return torch.logsumexp(torch.stack(scores), 0) - math.log(len(scores))
+
+
+def check_members(members: int, name: str = "--members ") -> None:
+    """Refuse a count of members a model cannot hold (model.json allows 1 to MAX_MEMBERS), naming the option."""
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise SwarmCNNError(f"{name}{members!r:.40}: a model averages a whole number of trainings, 1 to "
+                            f"{MAX_MEMBERS}")
 
 
 def members_of(module: nn.Module) -> list[nn.Module]:

@@ -56,6 +56,8 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         first (the UCR baselines' z-normalisation), at predict too.
     run_dir : where a search writes its run (journal, best model); None: a temporary folder, removed after fit.
     verbose : show the training's (or the search's) progress.
+    members : trainings of arch from seeds seed, seed+1, ..., their class probabilities averaged in one model
+        (`swarmcnn.ensemble`; 1 to 5); a search decides its final model's own from its budget.
 
     Attributes
     ----------
@@ -88,6 +90,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         run_dir: str | None = None,
         verbose: bool = False,
         normalize: str = "channel",
+        members: int = 1,
     ) -> None:
         self.arch = arch
         self.epochs = epochs
@@ -105,6 +108,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         self.run_dir = run_dir
         self.verbose = verbose
         self.normalize = normalize
+        self.members = members
 
     def fit(self, X, y) -> SwarmCNNClassifier:
         """Train arch on (X, y), or search for the architecture and train the best; labels may be of any type."""
@@ -185,9 +189,11 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, data, splits):
         from swarmcnn.designs import spec_of
-        from swarmcnn.package import train_model
+        from swarmcnn.ensemble import check_members
+        from swarmcnn.package import train_members
         from swarmcnn.train import TrainConfig
 
+        check_members(self.members, "members=")
         config = TrainConfig(
             epochs=DEFAULT_EPOCHS if self.epochs is None else self.epochs,
             batch_size=self.batch_size,
@@ -198,9 +204,12 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
             device=self.device,
             precision=self.precision,
         )
-        model, result, _ = train_model(spec_of(self.arch), data, config, self._train_reporter(), splits)
-        if not result.ok or not result.epochs:
-            raise SwarmCNNError(f"training {result.status}: {result.reason}; try a lower lr, or 'bn' in arch")
+        model, results, _ = train_members(spec_of(self.arch), data, config, self.members, self._train_reporter(),
+                                          splits)
+        for result in results:
+            if not result.ok or not result.epochs:
+                raise SwarmCNNError(f"training {result.status}: {result.reason}; try a lower lr, or 'bn' in arch")
+        result = results[0]
         if result.not_learning:
             warnings.warn(
                 f"the training loss stayed at the chance level ({result.chance_loss:.3f}) up to epoch "

@@ -177,6 +177,7 @@ def describe(trained: TrainedModel, input_dtype: str) -> dict[str, str]:
         "input_units": units,
         "output": "class probabilities (softmax), one column per entry of class_names",
         "spec": str(trained.spec),
+        "members": str(trained.members),  # trainings of spec whose probabilities the graph averages
         "normalization": json.dumps({"mean": list(trained.normalization.mean), "std": list(trained.normalization.std),
                                      "series": trained.normalization.series}),
         "swarmcnn_version": __version__,

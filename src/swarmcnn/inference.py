@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from swarmcnn.ensemble import first_member
 from swarmcnn.hardware import Hardware
 
 EVALUATION_BATCH = 512  # inputs per forward pass when evaluating: no gradients, so larger than a training batch
@@ -102,4 +103,4 @@ def predict_logits(
             return ((model(inputs) + model(inputs.flip(-1))) / 2 if flip else model(inputs)).float()
 
     parts = [scores(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    return torch.cat(parts).float() if parts else torch.empty(0, model[-1].out_features)
+    return torch.cat(parts).float() if parts else torch.empty(0, first_member(model)[-1].out_features)

@@ -6,13 +6,14 @@ was trained.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
 from swarmcnn.checkpoint import TrainedModel
-from swarmcnn.data import DataConfig, Dataset
+from swarmcnn.data import DataConfig, Dataset, Split
 from swarmcnn.designs import spec_of
+from swarmcnn.ensemble import combine, member_seed
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.memory import allocating
 from swarmcnn.model import check_model_fits
@@ -85,6 +86,44 @@ def train_model(
         input_dtype="float32" if data.train.x.is_floating_point() else "uint8",
     )
     return trained, result, test
+
+
+def train_members(
+    spec: Spec | str,
+    data: Dataset,
+    config: TrainConfig,
+    members: int,
+    reporter: TrainReporter | None = None,
+    data_config: DataConfig | None = None,
+) -> tuple[TrainedModel, list[TrainResult], Evaluation]:
+    """`members` trainings of spec as `train_model` makes them (seeds `ensemble.member_seed`), one model of their
+    averaged probabilities when there are several (`averaged`); every training's result, for the caller to judge."""
+    trainings = [
+        train_model(spec, data, replace(config, seed=member_seed(config.seed, k)), reporter, data_config)
+        for k in range(members)
+    ]
+    models, results, tests = (list(values) for values in zip(*trainings))
+    if members == 1 or not all(result.ok for result in results):
+        return models[0], results, tests[0]
+    model, test = averaged(models, results, data.test)
+    return model, results, test
+
+
+def averaged(trained: list[TrainedModel], results: list[TrainResult], test: Split) -> tuple[TrainedModel, Evaluation]:
+    """One model of several trainings of one spec on the same data (swarmcnn.ensemble), tested once as one on the
+    test split: the first's record and training curve, the ensemble's test, each member's own test beside it."""
+    module = combine([model.module for model in trained])
+    first = trained[0]
+    evaluation = evaluate(module, test, first.normalization)
+    tested = len(test) > 0
+    metrics = {
+        **first.metrics,
+        "test_accuracy": evaluation.accuracy if tested else None,
+        "test_loss": evaluation.loss if tested else None,
+        "train_seconds": sum(result.seconds for result in results),
+        "member_test_accuracies": [model.metrics.get("test_accuracy") for model in trained],
+    }
+    return replace(first, module=module, metrics=metrics), evaluation
 
 
 def metrics(result: TrainResult, test: Evaluation, tested: bool = True) -> dict:

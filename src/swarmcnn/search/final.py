@@ -12,12 +12,12 @@ import torch
 
 from swarmcnn.checkpoint import TrainedModel
 from swarmcnn.data import DataConfig, Dataset, Split
-from swarmcnn.ensemble import combine, member_seed
-from swarmcnn.package import train_model
+from swarmcnn.ensemble import member_seed
+from swarmcnn.package import averaged, train_model
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
-from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult, evaluate
+from swarmcnn.train import Evaluation, TrainConfig, TrainReporter, TrainResult
 
 # A final training that diverged is trained again, twice at most: a model of NaN would be all the search had to
 # show for itself. Seen in CI on moving-digits: vgg-3block after one bf16 epoch held NaN in its first layer's
@@ -127,23 +127,11 @@ def _train_member(spec, whole, config, reporter, data_config, fingerprint) -> Fi
 
 
 def _averaged(trainings: list[FinalModel], whole: Dataset) -> FinalModel:
-    """One model of the members' trainings, tested once as one; its metrics are the first member's training
-    curve with the ensemble's test, and each member's own test beside them."""
-    first = trainings[0]
-    module = combine([training.trained.module for training in trainings])
-    test = evaluate(module, whole.test, first.trained.normalization)
-    tested = len(whole.test) > 0
-    metrics = {
-        **first.trained.metrics,
-        "test_accuracy": test.accuracy if tested else None,
-        "test_loss": test.loss if tested else None,
-        "train_seconds": sum(training.result.seconds for training in trainings),
-        "member_test_accuracies": [training.test.accuracy if tested else None for training in trainings],
-    }
-    trained = replace(first.trained, module=module, metrics=metrics)
-    results = tuple(training.result for training in trainings)
-    return replace(first, trained=trained, test=test, retries=sum(t.retries for t in trainings),
-                   member_results=results)
+    """One model of the members' trainings (package.averaged), tested once as one."""
+    results = [training.result for training in trainings]
+    trained, test = averaged([training.trained for training in trainings], results, whole.test)
+    return replace(trainings[0], trained=trained, test=test, retries=sum(t.retries for t in trainings),
+                   member_results=tuple(results))
 
 
 def final_summary(best: EvaluationRecord, final: FinalModel, epochs: int, max_seconds: float | None,
