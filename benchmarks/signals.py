@@ -188,7 +188,7 @@ def print_set(name: str, result: dict) -> None:
               else " (saved runs: their wall s is about the budget)")
     print(f"\n{name}{facts}{budget}{loads}")
     print(f"{'method':<11} {'seeds':>5} {'test acc % (mean ± std)':>23} {'min–max':>13} {'found by':>9} "
-          f"{'params':>9} {'wall s':>6} {'final ep (trained)':>18}")
+          f"{'params':>9} {'wall s':>6} {'final ep (trained)':>18} {'members':>7}")
     for method, summary in result["methods"].items():
         runs = summary["runs"]
         if not runs:
@@ -200,8 +200,9 @@ def print_set(name: str, result: dict) -> None:
         epochs = "-" if method == MINIROCKET else (
             f"{statistics.fmean(r['final_epochs'] for r in runs):.1f} "
             f"({statistics.fmean(r['final_epochs_trained'] for r in runs):.1f})")
+        members = "-" if method == MINIROCKET else "/".join(str(r.get("final_members", 1)) for r in runs)
         print(f"{method:<11} {len(runs):>5} {accuracy:>23} {spread:>13} {_found(method, runs):>9} {shown_params:>9} "
-              f"{statistics.fmean(r['seconds'] for r in runs):>6.0f} {epochs:>18}")
+              f"{statistics.fmean(r['seconds'] for r in runs):>6.0f} {epochs:>18} {members:>7}")
     for method, why in result.get("absent", {}).items():
         print(f"{method:<11} absent: {why}")
     anchors = ANCHORS.get(name)

@@ -22,7 +22,7 @@ from swarmcnn.atomic import replace_folder, restorable
 from swarmcnn.ensemble import MAX_MEMBERS, combine, members_of
 from swarmcnn.errors import CheckpointError, SpecError, SwarmCNNError, is_disk_full
 from swarmcnn.hardware import Hardware
-from swarmcnn.inference import Normalization, predict_logits
+from swarmcnn.inference import Normalization, as_inputs, predict_logits
 from swarmcnn.memory import allocating
 from swarmcnn.spec import Spec
 
@@ -112,25 +112,6 @@ class TrainedModel:
                 "python": platform.python_version(),
             },
         }
-
-
-def as_inputs(x) -> torch.Tensor:
-    """Inputs as a tensor of numbers: a tensor as it is, a NumPy array (or a list) as uint8 or float32 (without a
-    copy where it is one already); strings, objects, complex numbers and booleans refused in one line."""
-    if not isinstance(x, torch.Tensor):
-        import numpy as np
-
-        try:
-            array = np.asarray(x)
-        except (ValueError, TypeError) as error:  # ragged lists
-            raise SwarmCNNError(f"inputs cannot be read as one array: {error}") from None
-        if array.dtype.kind not in "iuf":
-            raise SwarmCNNError(f"inputs have dtype {array.dtype}; expected uint8 pixel values or floats")
-        # uint8 as it is; any other number as float32, the arithmetic of the network (and in native byte order)
-        x = torch.from_numpy(np.require(array, np.uint8 if array.dtype == np.uint8 else np.float32, ("C", "W")))
-    if x.is_complex() or x.dtype == torch.bool:
-        raise SwarmCNNError(f"inputs have dtype {x.dtype}; expected uint8 pixel values or floats")
-    return x
 
 
 def write_model_files(folder: Path, state: dict, description: str) -> None:

@@ -1,4 +1,5 @@
-"""What a trained network needs to classify stored inputs: the normalisation and batched scoring.
+"""What a trained network needs to classify stored inputs: the inputs read as one tensor, the normalisation, and
+batched scoring.
 
 Kept apart from the training loop, so that loading and using a model (checkpoint, export, the estimator's
 predict) imports no training code.
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from swarmcnn.ensemble import first_member
+from swarmcnn.errors import SwarmCNNError
 from swarmcnn.hardware import Hardware
 
 EVALUATION_BATCH = 512  # inputs per forward pass when evaluating: no gradients, so larger than a training batch
@@ -104,3 +106,22 @@ def predict_logits(
 
     parts = [scores(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(parts).float() if parts else torch.empty(0, first_member(model)[-1].out_features)
+
+
+def as_inputs(x) -> torch.Tensor:
+    """Inputs as a tensor of numbers: a tensor as it is, a NumPy array (or a list) as uint8 or float32 (without a
+    copy where it is one already); strings, objects, complex numbers and booleans refused in one line."""
+    if not isinstance(x, torch.Tensor):
+        import numpy as np
+
+        try:
+            array = np.asarray(x)
+        except (ValueError, TypeError) as error:  # ragged lists
+            raise SwarmCNNError(f"inputs cannot be read as one array: {error}") from None
+        if array.dtype.kind not in "iuf":
+            raise SwarmCNNError(f"inputs have dtype {array.dtype}; expected uint8 pixel values or floats")
+        # uint8 as it is; any other number as float32, the arithmetic of the network (and in native byte order)
+        x = torch.from_numpy(np.require(array, np.uint8 if array.dtype == np.uint8 else np.float32, ("C", "W")))
+    if x.is_complex() or x.dtype == torch.bool:
+        raise SwarmCNNError(f"inputs have dtype {x.dtype}; expected uint8 pixel values or floats")
+    return x
