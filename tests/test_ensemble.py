@@ -160,3 +160,5 @@ def test_the_classifier_averages_its_members_and_refuses_a_count_a_model_cannot_
     assert classifier.model_.members == 2 and classifier.predict_proba(x).shape == (300, 10)
     with pytest.raises(SwarmCNNError, match=r"members=2\.5"):
         SwarmCNNClassifier(SMALL, epochs=1, members=2.5).fit(x, y)
+    with pytest.raises(SwarmCNNError, match="a search .* decides"):  # refused before any search starts
+        SwarmCNNClassifier(members=3, evaluations=1).fit(x, y)

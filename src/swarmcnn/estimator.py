@@ -182,18 +182,22 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
     # -- training ---------------------------------------------------------------------------------------
 
     def _check_params(self) -> None:
+        from swarmcnn.ensemble import check_members
+
         if self.arch is not None and (self.budget is not None or self.evaluations is not None):
             raise SwarmCNNError(
                 f"budget and evaluations limit a search (arch=None); arch={self.arch!r} is trained for its epochs"
             )
+        check_members(self.members, "members=")
+        if self.arch is None and self.members != 1:
+            raise SwarmCNNError(f"members={self.members} trains arch that many times; a search (arch=None) decides "
+                                "its final model's members from its budget")
 
     def _train(self, data, splits):
         from swarmcnn.designs import spec_of
-        from swarmcnn.ensemble import check_members
         from swarmcnn.package import train_members
         from swarmcnn.train import TrainConfig
 
-        check_members(self.members, "members=")
         config = TrainConfig(
             epochs=DEFAULT_EPOCHS if self.epochs is None else self.epochs,
             batch_size=self.batch_size,
