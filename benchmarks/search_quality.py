@@ -178,7 +178,7 @@ def run_design(name: str, bench: Bench, seed: int) -> Outcome | None:
     config = final_config(EvaluationConfig(precision=bench.precision), 1, seed, bench.augment, bench.flip)
     pace = seconds_per_image(spec, data, Normalization.of(data.train.x), config)
     seconds = bench.budget - (time.perf_counter() - clock)
-    members, epochs, each = final_members(final_epochs(seconds, data, pace), seconds)  # as the search's final
+    members, epochs, each = final_members(final_epochs(seconds, data, pace), seconds, data)  # as the search's final
     final = train_final(spec, data, replace(config, epochs=final_schedule_epochs(epochs), max_seconds=each),
                         members=members)
     trained = round(final.result.images / len(final.data.train), 2)

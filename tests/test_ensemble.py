@@ -3,19 +3,20 @@ view of it (saved and loaded, exported, explained, drawn layer by layer)."""
 
 import copy
 import json
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from swarmcnn.checkpoint import MODEL_FILE, load
-from swarmcnn.ensemble import MAX_MEMBERS, MEMBER_EPOCHS, Ensemble, first_member, members_for, members_of
+from swarmcnn.ensemble import MAX_MEMBERS, MEMBER_EPOCHS, MEMBER_STEPS, Ensemble, first_member, members_for, members_of
 from swarmcnn.errors import CheckpointError
 from swarmcnn.search.budget import final_members
 from swarmcnn.search.final import final_summary, train_final
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.search.journal_checks import checked_final
-from swarmcnn.train import TrainConfig, evaluate
+from swarmcnn.train import TrainConfig, batches_per_epoch, evaluate
 
 SMALL = "conv8x3 relu maxpool2 fc32 relu"
 
@@ -39,11 +40,20 @@ def test_the_ensemble_scores_are_the_log_of_its_members_mean_probability():
         Ensemble(members[:1])
 
 
-def test_a_training_becomes_one_member_per_member_epochs_up_to_the_most():
-    assert members_for(MEMBER_EPOCHS - 1) == 1 and members_for(2 * MEMBER_EPOCHS + 1) == 2
-    assert members_for(100 * MEMBER_EPOCHS) == MAX_MEMBERS
-    assert final_members(3 * MEMBER_EPOCHS, 90.0) == (3, MEMBER_EPOCHS, 30.0)
-    assert final_members(3 * MEMBER_EPOCHS, None) == (1, 3 * MEMBER_EPOCHS, None)  # the user's epochs: one training
+def test_each_member_gets_the_fewest_steps_and_epochs_up_to_the_most_members():
+    assert members_for(2 * MEMBER_STEPS, 1) == 2 and members_for(2 * MEMBER_STEPS - 1, 1) == 1
+    assert members_for(3 * MEMBER_EPOCHS, MEMBER_STEPS) == 3  # steps to spare: the epochs decide
+    assert members_for(3 * MEMBER_EPOCHS - 1, MEMBER_STEPS) == 2
+    assert members_for(100 * MEMBER_STEPS, 1) == MAX_MEMBERS
+
+
+def test_the_final_training_counts_its_steps_on_train_plus_val(digits):
+    steps = batches_per_epoch(len(digits.train) + len(digits.val))  # 1,527 images: batches of 32
+    assert steps == math.ceil((len(digits.train) + len(digits.val)) / 32)
+    epochs = max(3 * MEMBER_EPOCHS, math.ceil(3 * MEMBER_STEPS / steps))
+    assert final_members(epochs, 90.0, digits) == (3, epochs // 3, 30.0)
+    assert final_members(epochs, 90.0, digits, batch_size=4 * 32)[0] == 1  # a quarter of the steps
+    assert final_members(epochs, None, digits) == (1, epochs, None)  # the user's epochs: one training
 
 
 def test_the_first_member_is_the_plain_training_and_the_test_is_the_averages(pair, digits):

@@ -1,11 +1,9 @@
 """Several trainings of one network as one model: the average of their class probabilities.
 
-Why: a training far longer than a small data set needs does not help it, and one training's test accuracy on such
-a set moves by several points with its seed. Measured on ucr-dev (lenet1d, 3 seeds, equal time): on ArrowHead one
-training of 60 s (about 7,500 epochs of its 36 series) tested at 76.0%, three of 20 s averaged at 80.0; where the
-time holds only a few hundred epochs, one long training is better (fcn on OSULeaf: 98.9 against 96.3 for three
-of 20 s, 230 epochs against 75). So a training is split into members only where each member still gets as many
-epochs as the published deep networks for such sets were trained for (`members_for`).
+Why: a training far longer than its network needs does not help it, and one training's test accuracy on a small set
+moves by several points with its seed. So a training is split into members where each member still gets the
+optimiser steps and epochs measured to make it as good alone as the one long training (`members_for`); where it
+would get fewer, one long training is better (benchmarks/members.py; the figures at MEMBER_STEPS).
 
 `Ensemble` is a plain torch.nn.Module of plain members (nn.Sequential): it runs, saves and exports without swarmcnn.
 """
@@ -23,9 +21,18 @@ from swarmcnn.errors import SwarmCNNError
 # The most members: InceptionTime's five networks (Ismail Fawaz et al. 2020), the ensemble size its paper found
 # enough for the UCR archive's variance.
 MAX_MEMBERS = 5
-# The fewest epochs a member trains: the length of the trainings behind the UCR baselines (hfawaz/dl-4-tsc: ResNet
-# 1,500 epochs, FCN 2,000): a time that holds several of them spends them on more members rather than on one.
-MEMBER_EPOCHS = 1500
+# The shortest member: a split is made only where each member trains as long as trainings measured to be as good
+# alone as the one training of the whole time, in optimiser steps and in epochs (an epoch of 36 series is 2 steps,
+# one of 4,000 pictures 63). Measured one training against three of a third of its time each (benchmarks/members.py,
+# 3 seeds where not said; members' steps / epochs): as good alone, and better averaged, at 2,900 / 61 (vgg-3block on
+# digits: 99.51 one, 99.75 averaged), 8,400 / 176 (lenet5 on digits: 98.27, 99.14), 11,000 / 5,600 (lenet1d on
+# ArrowHead: 80.57, 82.29) and about 2,000 / 220 (lenet1d on SelfRegulationSCP1: 85.9, 88.7); as good at 3,500 / 55
+# (airbench-small on mnist-5k, 1 seed: 99.1, 99.2); worse alone at 360 steps (fcn on OSULeaf: 98.21 one, 96.01
+# averaged) and at 26 epochs (airbench-small on cifar-500, 1 seed: 74.95 one, members 73.33 alone, 75.95 averaged:
+# a gain, but from members each 1.6 points short, which a larger set would not make up). 2,000 is about the
+# shortest member measured as good alone on a set below 100%: on this few seeds the rule errs towards one training.
+MEMBER_STEPS = 2000
+MEMBER_EPOCHS = 50
 
 
 class Ensemble(nn.Module):
@@ -67,9 +74,11 @@ def combine(modules: list[nn.Module]) -> nn.Module:
     return modules[0] if len(modules) == 1 else Ensemble(modules)
 
 
-def members_for(epochs: int) -> int:
-    """How many members a training of `epochs` epochs becomes: one per MEMBER_EPOCHS, MAX_MEMBERS at most."""
-    return max(1, min(MAX_MEMBERS, epochs // MEMBER_EPOCHS))
+def members_for(epochs: int, steps_per_epoch: int) -> int:
+    """How many members a training of `epochs` epochs of `steps_per_epoch` optimiser steps each becomes: as many as
+    give each member MEMBER_STEPS and MEMBER_EPOCHS, MAX_MEMBERS at most."""
+    fitting = min(epochs // MEMBER_EPOCHS, epochs * steps_per_epoch // MEMBER_STEPS)
+    return max(1, min(MAX_MEMBERS, fitting))
 
 
 def member_seed(seed: int, member: int) -> int:

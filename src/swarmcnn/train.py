@@ -162,7 +162,7 @@ def fit(
     result = TrainResult("completed", "", planned_images=schedule.images, peak_lr=steps.peak, **hardware.describe())
     result.chance_loss = chance_loss(y, len(data.class_names), config.label_smoothing)
     watch = _Watch(config, result)
-    reporter.start(config.epochs, _batches_per_epoch(len(y), batch_size))
+    reporter.start(config.epochs, batches_per_epoch(len(y), batch_size))
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then restore
         torch.manual_seed(config.seed)
         for epoch in range(1, config.epochs + 1):
@@ -368,8 +368,9 @@ def _subset(split: Split, fraction: float, generator: torch.Generator) -> Split:
     return Split(split.x[keep], split.y[keep])
 
 
-def _batches_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, math.ceil(n / batch_size))
+def batches_per_epoch(n: int, batch_size: int | None = None) -> int:
+    """The optimiser steps an epoch of n training images takes (batch_size None: default_batch_size's)."""
+    return max(1, math.ceil(n / (batch_size or default_batch_size(n))))
 
 
 def _trained_per_epoch(n: int, batch_size: int) -> int:

@@ -41,6 +41,7 @@ from swarmcnn.search import journal_checks as checks
 from swarmcnn.search.evaluate import EvaluationConfig, failure
 from swarmcnn.search.journal import EvaluationRecord
 from swarmcnn.spec import Spec
+from swarmcnn.train import batches_per_epoch
 
 # The final training's share of the budget: half. From half the budget to all of it the small VGG design gained
 # 0.0 points of test accuracy on mnist-5k (saturated) and 2-3 on cifar10-dev (benchmarks/README.md, "How long a
@@ -153,10 +154,14 @@ def final_plan(seconds_left: float, data: Dataset, seconds_per_image: float, wan
     return epochs, seconds
 
 
-def final_members(epochs: int, seconds: float | None) -> tuple[int, int, float | None]:
-    """The final training as trainings averaged (swarmcnn.ensemble.members_for): how many, and each one's epochs
-    and time. Only a final driven by its time is split; the user's epochs are one training's."""
-    members = 1 if seconds is None else members_for(epochs)
+def final_members(
+    epochs: int, seconds: float | None, data: Dataset, batch_size: int | None = None
+) -> tuple[int, int, float | None]:
+    """The final training as trainings averaged (swarmcnn.ensemble.members_for, on the steps its epochs take on
+    train+val at batch_size): how many, and each one's epochs and time. Only a final driven by its time is split;
+    the user's epochs are one training's."""
+    steps = batches_per_epoch(len(data.train) + len(data.val), batch_size)
+    members = 1 if seconds is None else members_for(epochs, steps)
     return members, epochs // members, None if seconds is None else seconds / members
 
 

@@ -393,7 +393,8 @@ class Search:
             )
         spec = Spec.parse(best.spec)
         epochs, max_seconds = self._final_plan(spec)
-        members, epochs, each_seconds = final_members(epochs, max_seconds)
+        batch = self.config.evaluation.batch_size
+        members, epochs, each_seconds = final_members(epochs, max_seconds, self.data, batch)
         reporter = self.reporter.final_training(best.spec, epochs, max_seconds, members)
         planned = epochs if each_seconds is None else final_schedule_epochs(epochs)
         config = self._final_config(planned, each_seconds)
