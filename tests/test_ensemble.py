@@ -172,3 +172,10 @@ def test_the_classifier_averages_its_members_and_refuses_a_count_a_model_cannot_
         SwarmCNNClassifier(SMALL, epochs=1, members=2.5).fit(x, y)
     with pytest.raises(SwarmCNNError, match="a search .* decides"):  # refused before any search starts
         SwarmCNNClassifier(members=3, evaluations=1).fit(x, y)
+
+
+def test_train_members_stops_at_the_first_training_that_did_not_learn(digits):
+    from swarmcnn.package import learned, train_members
+
+    _, results, _ = train_members(SMALL, digits, TrainConfig(epochs=2, lr=1e9, seed=0), 3)
+    assert len(results) == 1 and not learned(results[0]) and results[0].status == "diverged"

@@ -195,7 +195,7 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, data, splits):
         from swarmcnn.designs import spec_of
-        from swarmcnn.package import train_members
+        from swarmcnn.package import learned, train_members
         from swarmcnn.train import TrainConfig
 
         config = TrainConfig(
@@ -210,9 +210,9 @@ class SwarmCNNClassifier(ClassifierMixin, BaseEstimator):
         )
         model, results, _ = train_members(spec_of(self.arch), data, config, self.members, self._train_reporter(),
                                           splits)
-        for result in results:
-            if not result.ok or not result.epochs:
-                raise SwarmCNNError(f"training {result.status}: {result.reason}; try a lower lr, or 'bn' in arch")
+        if not learned(results[-1]):  # train_members stops at the first training that did not learn
+            raise SwarmCNNError(f"training {results[-1].status}: {results[-1].reason}; try a lower lr, or 'bn' in "
+                                "arch")
         result = results[0]
         if result.not_learning:
             warnings.warn(

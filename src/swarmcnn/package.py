@@ -97,16 +97,26 @@ def train_members(
     data_config: DataConfig | None = None,
 ) -> tuple[TrainedModel, list[TrainResult], Evaluation]:
     """`members` trainings of spec as `train_model` makes them (seeds `ensemble.member_seed`), one model of their
-    averaged probabilities when there are several (`averaged`); every training's result, for the caller to judge."""
-    trainings = [
-        train_model(spec, data, replace(config, seed=member_seed(config.seed, k)), reporter, data_config)
-        for k in range(members)
-    ]
+    averaged probabilities when there are several (`averaged`), and every training's result for the caller to judge.
+
+    A training that did not learn (`learned`) ends them, its result the last: the caller refuses the model, and
+    the trainings after it would be time spent for nothing."""
+    trainings = []
+    for k in range(members):
+        trainings.append(train_model(spec, data, replace(config, seed=member_seed(config.seed, k)), reporter,
+                                     data_config))
+        if not learned(trainings[-1][1]):
+            break
     models, results, tests = (list(values) for values in zip(*trainings))
-    if members == 1 or not all(result.ok for result in results):
+    if len(results) < members or members == 1:
         return models[0], results, tests[0]
     model, test = averaged(models, results, data.test)
     return model, results, test
+
+
+def learned(result: TrainResult) -> bool:
+    """Whether a training may make a model: it did not diverge and trained at least one epoch."""
+    return result.ok and bool(result.epochs)
 
 
 def averaged(trained: list[TrainedModel], results: list[TrainResult], test: Split) -> tuple[TrainedModel, Evaluation]:

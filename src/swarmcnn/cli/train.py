@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from swarmcnn.display import RichTrainReporter, stderr, stdout
     from swarmcnn.ensemble import check_members
     from swarmcnn.hardware import resolve
-    from swarmcnn.package import check_trainable, train_members
+    from swarmcnn.package import check_trainable, learned, train_members
     from swarmcnn.spec import Spec
     from swarmcnn.train import TrainConfig
 
@@ -96,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
     reporter = None if args.quiet else RichTrainReporter()
     trained, results, test = train_members(spec, data, config, args.members, reporter, data_config)
     kept = f"; the model in '{out}' is unchanged" if (out / MODEL_FILE).exists() else ""
-    for result in results:  # a diverged training never replaces a model
-        if not result.ok or not result.epochs:
-            raise SwarmCNNError(f"training {result.status}: {result.reason}; no model was saved{kept}")
+    if not learned(results[-1]):  # a diverged training never replaces a model (train_members stops at it)
+        raise SwarmCNNError(f"training {results[-1].status}: {results[-1].reason}; no model was saved{kept}")
     result = results[0]
     if len(data.test) and not math.isfinite(test.loss):
         raise SwarmCNNError(f"training diverged: test loss {test.loss:.3g}; no model was saved{kept}")
