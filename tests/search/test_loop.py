@@ -166,19 +166,6 @@ def test_identical_specs_are_trained_once_and_told_from_the_journal(tmp_path, mo
     assert [r.origin for r in search.journal.evaluations()] == [{"slot": 0}, {"slot": 1}, {"slot": 1}, {"slot": 2}]
 
 
-def test_the_swarm_starts_at_the_designs_and_is_told_their_scores_without_training_them_again(tmp_path):
-    recording = Recording()
-    config = _config(strategy="pso", evaluations=10, space=SearchSpace(), designs=True)
-    search = Search.start(tmp_path / "run", config, executor=recording)
-    search.run()
-    designs = [str(spec) for spec in search.designs.values()]
-    held = [text for text in designs if SearchSpace().decode(SearchSpace().encode(Spec.parse(text)), (1, 8, 8))
-            == Spec.parse(text)]
-    assert held  # vgg-3block is a point of the default space
-    assert all(recording.trained.count(text) == 1 for text in designs)
-    assert all(text in search.strategy.scored for text in held)  # a particle proposed it, the journal told it
-
-
 def test_failing_candidates_are_recorded_with_their_reason_and_the_search_finishes(tmp_path, digits):
     breaking_fc = Recording(fail=lambda spec: "fc" in spec, reason="boom in a fully connected layer")
     search = Search.start(tmp_path / "run", _config(evaluations=6), executor=breaking_fc)

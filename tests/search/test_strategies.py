@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 
-from swarmcnn.designs import starting
 from swarmcnn.errors import SwarmCNNError
 from swarmcnn.search.space import SearchSpace
 from swarmcnn.search.strategies import WORST, Strategy, get_strategy, list_strategies
@@ -244,32 +243,3 @@ def test_pso_does_not_ask_again_for_specs_already_scored():
             scored.update(texts)
     # without its nudges pso repeats about 7% of these asks; with them, none so far
     assert repeats <= 0.02 * asked, f"{repeats} of {asked} asks repeat a scored spec"
-
-
-# --- starting from the designs ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", ["pso", "tpe"])
-def test_pso_and_tpe_propose_the_designs_points_first(name, shape):
-    """The first candidates are the designs' points of the cube (the design itself where the space holds it), so
-    that the loop tells their scores from its journal and the search moves on from the best known network."""
-    space, starts = SearchSpace.default_for(shape), tuple(starting(shape).values())
-    first = [c.spec for c in get_strategy(name)(space, shape, seed=0, starts=starts).ask()]
-    assert first[: len(starts)] == [space.decode(space.encode(start), shape) for start in starts]
-
-
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_every_strategy_takes_starts_and_still_proposes_valid_networks(name):
-    shape = (3, 32, 32)
-    strategy = get_strategy(name)(SearchSpace.default_for(shape), shape, seed=0, starts=tuple(starting(shape).values()))
-    for generation in run(strategy, 2):
-        for text in generation:
-            assert_valid(Spec.parse(text), shape)
-
-
-def test_random_search_ignores_the_starts():
-    """The baseline: uniform draws, the same with designs to start from as without."""
-    shape = (3, 32, 32)
-    with_starts = get_strategy("random")(SearchSpace.default_for(shape), shape, 0, tuple(starting(shape).values()))
-    assert run(with_starts, 2) == run(make("random", shape), 2)

@@ -76,13 +76,12 @@ class Search:
         self.executor_factory = executor
         self.data = data or load_data(config.source, config.data)
         self.normalization = Normalization.of(self.data.train.x)
-        self.designs = starting(self.data.input_shape) if config.designs else {}  # by name
-        self.design_specs = {str(spec) for spec in self.designs.values()}
+        self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed)
+        journal.restore_state(self.strategy)  # the last generation's; one that does not fit it is damage
         self.rungs = by_rung([*journal.evaluations(), *journal.evaluations("promotions")])
         self.known = self.rungs.setdefault(0, {})  # every candidate, by spec
-        self.strategy = get_strategy(config.strategy)(config.space, self.data.input_shape, config.seed,
-                                                      tuple(self.designs.values()))
-        journal.restore_state(self.strategy)  # the last generation's; one that does not fit it is damage
+        self.designs = starting(self.data.input_shape) if config.designs else {}  # by name
+        self.design_specs = {str(spec) for spec in self.designs.values()}
         self.plan = journal.get("plan", parse=Plan.from_dict)  # checked: a plan edited by hand is damage
         self.oneshot: OneShotFitness | None = None  # the supernet, once the plan asks for it
         self.elapsed_before = journal.get("search_seconds", 0.0)

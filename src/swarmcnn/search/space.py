@@ -26,23 +26,14 @@ BasicMotions at 100 and 97.5% against 100 and 100%.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from swarmcnn.errors import SwarmCNNError, did_you_mean
-from swarmcnn.search.genes import (
-    gene_of_choice,
-    gene_of_dropout,
-    gene_of_int,
-    gene_of_nearest,
-    log_grid,
-    pick,
-    pick_dropout,
-    pick_int,
-    pick_log,
-)
 from swarmcnn.spec import FC, GELU, BatchNorm, Conv, Dropout, GlobalPool, Layer, Pool, ReLU, Spec, Whiten
 
 HEADS = ("flatten", "gap", "gmp")
@@ -185,8 +176,8 @@ class SearchSpace:
         value by its quantile, so every value of a range is equally likely under uniform sampling.
         """
         u = np.clip(np.asarray(position, dtype=float), 0.0, 1.0 - 1e-9)
-        blocks, fcs = pick_int(u[0], self.blocks), pick_int(u[1], self.fc_layers)
-        head, stem, activation = pick(u[2], self.heads), pick(u[3], self.stems), pick(u[4], self.activations)
+        blocks, fcs = _pick_int(u[0], self.blocks), _pick_int(u[1], self.fc_layers)
+        head, stem, activation = _pick(u[2], self.heads), _pick(u[3], self.stems), _pick(u[4], self.activations)
         act = GELU() if activation == "gelu" else ReLU()
         layers: list[Layer] = []
         spatial = list(input_shape[1:])
@@ -202,62 +193,27 @@ class SearchSpace:
         base = HEAD_GENES + BLOCK_GENES * self.max_blocks
         for f in range(fcs):
             g = u[base + FC_GENES * f : base + FC_GENES * (f + 1)]
-            layers += [FC(pick_log(g[0], self.neurons)), *([BatchNorm()] if self.batchnorm and g[2] < 0.5 else [])]
+            layers += [FC(_pick_log(g[0], self.neurons)), *([BatchNorm()] if self.batchnorm and g[2] < 0.5 else [])]
             layers.append(act)
             if self.dropout and g[1] < 0.5:
-                layers.append(Dropout(pick_dropout(g[1] * 2, self.max_dropout)))
+                layers.append(Dropout(_dropout(g[1] * 2, self.max_dropout)))
         spec = Spec(tuple(layers))
         spec.shapes(input_shape)  # decoding keeps every pool inside the picture: this cannot raise
         return spec
 
-    def encode(self, spec: Spec) -> np.ndarray:
-        """The point of the cube that decodes to spec where the space holds it (decode(encode(s)) == s for every s
-        decode gives), else to the nearest network it holds: each block's, head's and layer's value the nearest of
-        its range (LeNet-5's fc120 the space's fc128, a missing bn added). How a swarm starts from the designs."""
-        stem, activation, blocks, head, fcs = _parts(spec, self.convs_per_block[1])
-        blocks, fcs = blocks[: self.max_blocks], fcs[: self.max_fc]
-        while len(blocks) < self.blocks[0] and (longest := max(blocks, key=lambda b: b.convs, default=None)):
-            if longest.convs == 1:
-                break  # as many blocks as the spec has convolutions: decode adds the others
-            k = blocks.index(longest)
-            blocks[k : k + 1] = longest.split()
-        u = np.full(self.dimensions, 0.75)  # a gene's "no": no pool, no dropout, no bn (read as `< 0.5`)
-        u[0], u[1] = gene_of_int(len(blocks), self.blocks), gene_of_int(len(fcs), self.fc_layers)
-        u[2], u[3] = gene_of_choice(head, self.heads), gene_of_choice(stem, self.stems)
-        u[4] = gene_of_choice(activation, self.activations)
-        for b, block in enumerate(blocks):
-            g = u[HEAD_GENES + BLOCK_GENES * b : HEAD_GENES + BLOCK_GENES * (b + 1)]  # a view: writes go to u
-            g[0], g[1] = gene_of_nearest(block.features, log_grid(*self.features)), gene_of_nearest(block.size,
-                                                                                              self.feature_sizes)
-            g[2] = gene_of_int(block.convs, self.convs_per_block)
-            if block.pool is not None:
-                g[3], g[4] = 0.25, gene_of_choice(block.pool.kind, self.pool_kinds)
-                g[5], g[6] = gene_of_nearest(block.pool.window, self.pool_windows), gene_of_nearest(block.pool.step,
-                                                                                            self.pool_strides)
-                g[8] = gene_of_choice(block.place, self.pool_places)
-            if block.dropout is not None:
-                g[7] = gene_of_dropout(block.dropout, self.max_dropout) / 2  # below 0.5: a dropout
-        base = HEAD_GENES + BLOCK_GENES * self.max_blocks
-        for f, (neurons, norm, dropout) in enumerate(fcs):
-            g = u[base + FC_GENES * f : base + FC_GENES * (f + 1)]
-            g[0], g[2] = gene_of_nearest(neurons, log_grid(*self.neurons)), 0.25 if norm else 0.75
-            if dropout is not None:
-                g[1] = gene_of_dropout(dropout, self.max_dropout) / 2
-        return u
-
     def _block(self, g: np.ndarray, spatial: list[int], act: Layer) -> tuple[list[Layer], list[int]]:
         """One block's layers from its genes, and the spatial size after it."""
-        features, size = pick_log(g[0], self.features), pick(g[1], self.feature_sizes)
+        features, size = _pick_log(g[0], self.features), _pick(g[1], self.feature_sizes)
         norm = [BatchNorm()] if self.batchnorm else []
         pool = None
         if g[3] < 0.5:
-            window, stride = pick(g[5], self.pool_windows), pick(g[6], self.pool_strides)
-            candidate = Pool(pick(g[4], self.pool_kinds), window, None if stride == window else stride)
+            window, stride = _pick(g[5], self.pool_windows), _pick(g[6], self.pool_strides)
+            candidate = Pool(_pick(g[4], self.pool_kinds), window, None if stride == window else stride)
             if _fits(candidate, spatial):
                 pool, spatial = candidate, _pooled(candidate, spatial)
         layers: list[Layer] = []
-        for i in range(pick_int(g[2], self.convs_per_block)):
-            if i == 0 and pool is not None and pick(g[8], self.pool_places) == "first":
+        for i in range(_pick_int(g[2], self.convs_per_block)):
+            if i == 0 and pool is not None and _pick(g[8], self.pool_places) == "first":
                 layers += [Conv(features, size), pool, *norm, act]
                 pool = None
             else:
@@ -265,7 +221,7 @@ class SearchSpace:
         if pool is not None:
             layers.append(pool)
         if self.dropout and g[7] < 0.5:
-            layers.append(Dropout(pick_dropout(g[7] * 2, self.max_dropout)))
+            layers.append(Dropout(_dropout(g[7] * 2, self.max_dropout)))
         return layers, spatial
 
 
@@ -281,77 +237,36 @@ def signal_feature_sizes(length: int) -> tuple[int, ...]:
     return tuple(size for size in SIGNAL_FEATURE_SIZES if size <= cap) or SIGNAL_FEATURE_SIZES[:1]
 
 
-@dataclass
-class _Block:
-    """A block as `encode` reads it off a spec: its convolutions' features and size, pool and dropout."""
-
-    features: int
-    size: int
-    convs: int = 1
-    pool: Pool | None = None
-    place: str = "last"  # the pool after the block's last convolution, or right after its first
-    dropout: float | None = None
-
-    def takes(self, conv: Conv, pooled: str | None, most: int) -> bool:
-        """Whether conv continues this block (as decode would have written it) rather than starting the next.
-        pooled: where a pool follows conv before the next convolution ("first": right after it, which decode does
-        only after a block's first; "last": after its bn and activation), None where none does."""
-        same = (conv.features, conv.size) == (self.features, self.size)
-        if self.dropout is not None or not same or pooled == "first" or self.convs >= most:
-            return False
-        if self.pool is not None:
-            return self.place == "first" and pooled is None  # a block pools once
-        return True
-
-    def split(self) -> tuple[_Block, _Block]:
-        """The block as two of the same layers: its first convolution (with the pool that follows it), the rest."""
-        first_pool = self.pool if self.place == "first" else None
-        rest_pool = None if first_pool else self.pool
-        return (_Block(self.features, self.size, 1, first_pool, self.place),
-                _Block(self.features, self.size, self.convs - 1, rest_pool, self.place, self.dropout))
+def _pick(u: float, choices: tuple):
+    return choices[min(int(u * len(choices)), len(choices) - 1)]
 
 
-def _parts(spec: Spec, most: int) -> tuple[str, str, list[_Block], str, list[tuple[int, bool, float | None]]]:
-    """A spec read as decode writes one, blocks of `most` convolutions at most: stem, activation, blocks, head, and
-    fc layers (neurons, bn, dropout)."""
-    layers = spec.layers
-    stem = "whiten2" if layers and isinstance(layers[0], Whiten) else "none"
-    activation = "gelu" if any(isinstance(layer, GELU) for layer in layers) else "relu"
-    blocks: list[_Block] = []
-    fcs: list[list] = []
-    head = "flatten"
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Conv):
-            if blocks and blocks[-1].takes(layer, _pooled_at(layers, i), most):
-                blocks[-1].convs += 1
-            else:
-                blocks.append(_Block(layer.features, layer.size))
-        elif isinstance(layer, Pool) and blocks and blocks[-1].pool is None:
-            first = isinstance(layers[i - 1], Conv)  # decode puts a block's first pool before its bn and activation
-            blocks[-1].pool, blocks[-1].place = layer, "first" if first else "last"
-        elif isinstance(layer, GlobalPool):
-            head = "gap" if layer.kind == "avg" else "gmp"
-        elif isinstance(layer, FC):
-            fcs.append([layer.neurons, False, None])
-        elif isinstance(layer, BatchNorm) and fcs:
-            fcs[-1][1] = True
-        elif isinstance(layer, Dropout):
-            if fcs:
-                fcs[-1][2] = layer.p
-            elif blocks:
-                blocks[-1].dropout = layer.p
-    return stem, activation, blocks, head, [tuple(fc) for fc in fcs]
+def _pick_int(u: float, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    return low + min(int(u * (high - low + 1)), high - low)
 
 
-def _pooled_at(layers: tuple[Layer, ...], conv: int) -> str | None:
-    """Where a pool follows the convolution at index conv before any other convolution, dropout or head: "first"
-    right after it, "last" after its bn and activation; None where none does."""
-    for k in range(conv + 1, len(layers)):
-        if isinstance(layers[k], Pool):
-            return "first" if k == conv + 1 else "last"
-        if not isinstance(layers[k], (BatchNorm, ReLU, GELU)):
-            return None
-    return None
+def _pick_log(u: float, bounds: tuple[int, int]) -> int:
+    """A value of the half-octave grid low, 1.5 low, 2 low, 3 low ... (8..128: 8, 12, 16, 24, ..., 128).
+
+    A grid rather than every integer: conv37 and conv38 are the same network for the search's purpose,
+    and identical specs are trained once.
+    """
+    return _pick(u, _log_grid(*bounds))
+
+
+@functools.cache
+def _log_grid(low: int, high: int) -> tuple[int, ...]:
+    grid, k = [], 0
+    while (value := round(low * 2 ** (k // 2) * (1.5 if k % 2 else 1))) < high:
+        grid.append(value)
+        k += 1
+    return tuple(dict.fromkeys([*grid, high]))
+
+
+def _dropout(u: float, maximum: float) -> float:
+    """Dropout rates on a 0.05 grid, so that the swarm does not invent endless near-identical specs."""
+    return min(round((0.05 + u * maximum) * 20), math.floor(maximum * 20)) / 20
 
 
 def _is_int_list(value) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -38,13 +37,8 @@ class Strategy(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(
-        self, space: SearchSpace, input_shape: tuple[int, ...], seed: int = 0, starts: Sequence[Spec] = ()
-    ) -> None:
-        """starts: known-good networks (the search's designs) that a strategy may propose first and search around;
-        the loop tells their scores from its journal without scoring them again."""
+    def __init__(self, space: SearchSpace, input_shape: tuple[int, ...], seed: int = 0) -> None:
         self.space = space
-        self.starts = tuple(starts)
         self.input_shape = tuple(input_shape)
         self.rng = np.random.default_rng(seed)
         self.generation = 0

@@ -8,10 +8,6 @@ from exploration to exploitation, and a velocity clamp. Two additions suit an ex
   budget is spent on new networks (the loop never retrains a spec either);
 - a particle whose personal best has not improved for `stagnation` generations is re-seeded, half of the
   time near the global best and half of the time anywhere, which keeps the swarm from collapsing.
-And one that suits a search that starts from hand designs: the first particles start at the designs' points of the
-cube (`SearchSpace.encode`), the rest anywhere, so that from its first move the swarm is pulled towards the best
-known network and explores its neighbours instead of rediscovering it (a swarm seeded with known solutions, as
-the search's designs are scored first anyway).
 """
 
 from __future__ import annotations
@@ -33,13 +29,11 @@ class ParticleSwarm(Strategy):
     stagnation = 3  # generations without a better personal best before a particle is re-seeded
     nudges = 8  # attempts to move a particle off an already scored spec
 
-    def __init__(self, space, input_shape, seed: int = 0, starts=()) -> None:
-        super().__init__(space, input_shape, seed, starts)
+    def __init__(self, space, input_shape, seed: int = 0) -> None:
+        super().__init__(space, input_shape, seed)
         d = space.dimensions
         self.position = self.rng.random((self.swarm_size, d))
         self.velocity = self.rng.uniform(-self.max_velocity, self.max_velocity, (self.swarm_size, d)) / 2
-        for i, start in enumerate(self.starts[: self.swarm_size // 2]):  # half the swarm at most: it must explore
-            self.position[i] = space.encode(start)
         self.best_position = self.position.copy()
         self.best_scores = np.full(self.swarm_size, WORST)
         self.stale = np.zeros(self.swarm_size, dtype=int)

@@ -169,8 +169,8 @@ class PsoCNN(Strategy):
     pool_probability = 0.3
     paper_training: ClassVar[dict] = {"epochs": 1, "lr": 1e-3, "batch_size": 64, "final_epochs": 100}
 
-    def __init__(self, space, input_shape: tuple[int, ...], seed: int = 0, starts=()) -> None:
-        super().__init__(space, input_shape, seed, starts)  # starts unused: the paper's swarm starts at random
+    def __init__(self, space, input_shape: tuple[int, ...], seed: int = 0) -> None:
+        super().__init__(space, input_shape, seed)
         self.max_pools = max_pools(self.input_shape)
         self.positions: list[Particle] = [self.random_particle() for _ in range(self.swarm_size)]
         self.pbest: list[Particle] = list(self.positions)

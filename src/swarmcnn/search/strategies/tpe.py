@@ -28,8 +28,8 @@ class TreeParzen(Strategy):
     batch = 8  # candidates per ask, as the swarm's size
     startup = 10  # random trials before TPE models anything (Optuna's default)
 
-    def __init__(self, space, input_shape, seed: int = 0, starts=()) -> None:
-        super().__init__(space, input_shape, seed, starts)
+    def __init__(self, space, input_shape, seed: int = 0) -> None:
+        super().__init__(space, input_shape, seed)
         _optuna()  # a missing extra fails when the search is configured, not after data is loaded
         self.history: list[tuple[list[float], float]] = []  # (position, told value), in order
 
@@ -49,9 +49,6 @@ class TreeParzen(Strategy):
         for position, value in self.history:
             params = {f"u{i}": p for i, p in enumerate(position)}
             study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
-        if not self.history:  # the first trials are the designs' points of the cube, as the swarm's first particles
-            for start in self.starts[: self.batch // 2]:
-                study.enqueue_trial({f"u{i}": float(g) for i, g in enumerate(self.space.encode(start))})
         self._trials = [study.ask(distributions) for _ in range(self.batch)]
         positions = [np.array([t.params[f"u{i}"] for i in range(self.space.dimensions)]) for t in self._trials]
         return [
