@@ -28,7 +28,7 @@ from swarmcnn.cores import ThreadGovernor
 from swarmcnn.data import load_data
 from swarmcnn.designs import DESIGNS, design
 from swarmcnn.inference import Normalization
-from swarmcnn.search.budget import final_epochs, final_schedule_epochs
+from swarmcnn.search.budget import final_epochs, final_images, final_schedule_epochs
 from swarmcnn.search.evaluate import EvaluationConfig
 from swarmcnn.search.final import final_config, train_final
 from swarmcnn.search.pace import seconds_per_image
@@ -64,7 +64,7 @@ def run(bench: Bench, arch: str, seed: int, seconds: float, members: int) -> dic
         "set": bench.name, "design": arch, "seed": seed, "seconds": seconds, "members": members,
         "single": single.test.accuracy, "single_epochs": single_epochs,
         "ensemble": ensemble.test.accuracy, "member_epochs": member_epochs,
-        "member_steps": member_epochs * batches_per_epoch(len(data.train) + len(data.val)),
+        "member_steps": member_epochs * batches_per_epoch(final_images(data)),
         "member_accuracies": ensemble.trained.metrics.get("member_test_accuracies", [ensemble.test.accuracy]),
         "single_curve": curve(single.result), "member_curve": curve(ensemble.results[0]),
     }

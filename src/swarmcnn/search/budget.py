@@ -160,7 +160,7 @@ def final_members(
     """The final training as trainings averaged (swarmcnn.ensemble.members_for, on the steps its epochs take on
     train+val at batch_size): how many, and each one's epochs and time. Only a final driven by its time is split;
     the user's epochs are one training's."""
-    steps = batches_per_epoch(len(data.train) + len(data.val), batch_size)
+    steps = batches_per_epoch(final_images(data), batch_size)
     members = 1 if seconds is None else members_for(epochs, steps)
     return members, epochs // members, None if seconds is None else seconds / members
 
